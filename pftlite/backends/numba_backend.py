@@ -1,0 +1,196 @@
+"""Numba backend (CPU): exact energies, forces, stress, HVPs, Hessians and loss gradients.
+
+No autodiff: position derivatives are forward-mode directional derivatives of the descriptor
+(:mod:`pftlite.backends._numba_kernels`), the per-atom readout is differentiated by hand
+(:mod:`pftlite.readout`). Every public function has the same signature and units as the JAX
+backend's; see :mod:`pftlite.backends` for the interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import readout as ro
+from ..batch import Batch
+from ..loss import LossSpec, Targets, loss_adjoints, loss_value
+from . import _numba_kernels as kn
+
+NAME = "numba"
+
+
+def _table_args(spec):
+    T = spec.tables
+    return (
+        float(spec.r_cut), int(spec.envelope_power), T.n_radial, T.l_max, T.n_moments,
+        T.sh_lm, T.sh_coef, T.sh_pow, T.l_of_lm,
+        T.lin_f, T.lin_a, T.quad_f, T.quad_a, T.quad_b, T.quad_c,
+        T.cub_f, T.cub_a, T.cub_b, T.cub_d, T.cub_c,
+    )  # fmt: skip
+
+
+def _edge_channels(batch: Batch):
+    return batch.species[batch.edge_j]
+
+
+def descriptors(spec, batch: Batch, dr=None, pair=None):
+    """Features B (N, F); with edge tangents dr (m, E, 3) also DB (m, N, F); with pair=(u, v)
+    also the second directional derivative D2B[dr_u, dr_v] (N, F)."""
+    F = spec.n_features
+    N = batch.n_atoms
+    dr = np.zeros((0, batch.n_edges, 3)) if dr is None else np.ascontiguousarray(dr)
+    pu, pv = (-1, -1) if pair is None else pair
+    B = np.empty((N, F))
+    Bd = np.empty((dr.shape[0], N, F))
+    B2 = np.empty((N if pair is not None else 0, F))
+    kn.descriptor_kernel(
+        np.ascontiguousarray(batch.edge_vectors()), batch.edge_first, _edge_channels(batch),
+        *_table_args(spec), dr, pu, pv, B, Bd, B2,
+    )  # fmt: skip
+    return B, Bd, B2
+
+
+def _adjoint(spec, batch, G, Gd, dr):
+    E = batch.n_edges
+    dr = np.zeros((0, E, 3)) if dr is None else np.ascontiguousarray(dr)
+    Gd = np.zeros((0, batch.n_atoms, spec.n_features)) if Gd is None else np.ascontiguousarray(Gd)
+    grad = np.empty((E, 3))
+    tan = np.empty((dr.shape[0], E, 3))
+    kn.adjoint_kernel(
+        np.ascontiguousarray(batch.edge_vectors()), batch.edge_first, _edge_channels(batch),
+        *_table_args(spec), np.ascontiguousarray(G), Gd, dr, grad, tan,
+    )  # fmt: skip
+    return grad, tan
+
+
+def _scatter(batch, edge_vals):
+    """Sum over edges of edge_vals (..., E, 3) into atoms: +at j, -at i -> (..., N, 3)."""
+    out = np.zeros(edge_vals.shape[:-2] + (batch.n_atoms, 3))
+    if edge_vals.ndim == 2:
+        np.add.at(out, batch.edge_j, edge_vals)
+        np.add.at(out, batch.edge_i, -edge_vals)
+    else:
+        for t in range(edge_vals.shape[0]):
+            out[t] = _scatter(batch, edge_vals[t])
+    return out
+
+
+def _edge_tangents(batch, v):
+    """Edge tangents d_e = v_j - v_i for atom vectors v (..., N, 3)."""
+    return v[..., batch.edge_j, :] - v[..., batch.edge_i, :]
+
+
+def _virial(batch, dEdr):
+    """W_b = sum_{e in b} dE/dr_e (x) r_e, symmetrised, (B, 3, 3) eV."""
+    r = batch.edge_vectors()
+    w = np.zeros((batch.n_structures, 3, 3))
+    np.add.at(w, batch.edge_struct, dEdr[:, :, None] * r[:, None, :])
+    return 0.5 * (w + w.transpose(0, 2, 1))
+
+
+def energy_forces_stress(spec, params, batch: Batch) -> dict:
+    """Energies (B,) eV, forces (N, 3) eV/Å, stress (B, 3, 3) eV/Å³ (ASE sign, (1/V) dE/dε)."""
+    B, _, _ = descriptors(spec, batch)
+    eps, G = ro.value_and_grad(params, B, batch.species, spec.readout)
+    dEdr, _ = _adjoint(spec, batch, G, None, None)
+    energy = np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures)
+    forces = -_scatter(batch, dEdr)
+    stress = _virial(batch, dEdr) / batch.volumes[:, None, None]
+    return {"energy": energy, "forces": forces, "stress": stress}
+
+
+def _hvp_many(spec, params, batch, V):
+    """H V for atom vectors V (m, N, 3) -> (m, N, 3) eV/Å², plus dE/dr and site energies."""
+    dr = _edge_tangents(batch, V)
+    B, Bd, _ = descriptors(spec, batch, dr if spec.readout == "mlp" else None)
+    eps, G = ro.value_and_grad(params, B, batch.species, spec.readout)
+    Gd = ro.grad_tangent(params, B, batch.species, spec.readout, Bd)
+    dEdr, tan = _adjoint(spec, batch, G, Gd, dr)
+    return _scatter(batch, tan), dEdr, eps
+
+
+def hvp(spec, params, batch: Batch, v) -> np.ndarray:
+    """Hessian-vector product H v, (N, 3) eV/Å², one vector per structure (v: (N, 3) Å)."""
+    v = np.asarray(v, dtype=np.float64).reshape(batch.n_atoms, 3)
+    hv, _, _ = _hvp_many(spec, params, batch, v[None])
+    return hv[0]
+
+
+def hessian(spec, params, batch: Batch, columns=None, chunk: int | None = None) -> np.ndarray:
+    """Force constants of one structure from stacked HVPs, in memory-bounded chunks.
+
+    columns: None (all 3N) or a sequence of column indices k = 3 * atom + direction.
+    Returns phonopy's layout: (N, N, 3, 3) for all columns, fc[i, j, a, b] = d2E/dx_ia dx_jb
+    (eV/Å²); for selected columns, (len(columns), N, 3) with row c = H e_{columns[c]}.
+    chunk: columns per kernel call (default keeps the edge-tangent buffer under ~64 MB).
+    """
+    if batch.n_structures != 1:
+        raise ValueError("hessian() takes a batch holding one structure")
+    N = batch.n_atoms
+    cols = np.arange(3 * N) if columns is None else np.asarray(columns, dtype=np.int64)
+    if chunk is None:
+        chunk = max(1, min(len(cols), int(64e6 // (8 * 3 * max(batch.n_edges, 1) * 3))))
+    out = np.empty((len(cols), N, 3))
+    for s in range(0, len(cols), chunk):
+        c = cols[s : s + chunk]
+        V = np.zeros((len(c), N, 3))
+        V[np.arange(len(c)), c // 3, c % 3] = 1.0
+        out[s : s + chunk] = _hvp_many(spec, params, batch, V)[0]
+    if columns is not None:
+        return out
+    # out[(j, b), i, a] -> fc[i, j, a, b]
+    return out.reshape(N, 3, N, 3).transpose(2, 0, 3, 1).copy()
+
+
+def predict_all(spec, params, batch: Batch, v=None) -> dict:
+    """energy, forces, stress and (if v given, (N, 3)) hv = H v, sharing the descriptor pass."""
+    if v is None:
+        return energy_forces_stress(spec, params, batch)
+    hv, dEdr, eps = _hvp_many(spec, params, batch, np.asarray(v, dtype=np.float64)[None])
+    return {
+        "energy": np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures),
+        "forces": -_scatter(batch, dEdr),
+        "stress": _virial(batch, dEdr) / batch.volumes[:, None, None],
+        "hv": hv[0],
+    }
+
+
+def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec):
+    """Training loss, its gradient w.r.t. the trainable params, and per-term metrics.
+
+    Returns (loss: float, grads: dict of arrays shaped like params' trainable keys,
+    terms: dict of per-term loss values).
+    """
+    v = None
+    if lspec.hessian:
+        from ..loss import column_vectors
+
+        v = column_vectors(batch, targets.columns)
+    pred = predict_all(spec, params, batch, v)
+    n_atoms = batch.n_atoms_per_structure.astype(np.float64)
+    loss, terms = loss_value(lspec, pred, targets, n_atoms)
+    adj = loss_adjoints(lspec, pred, targets, n_atoms)
+    # first-order tangent combining force and stress adjoints:
+    # u_F . F + U : sigma = D E [ -(u_j - u_i) + sym(U) r_e / V ]
+    r = batch.edge_vectors()
+    dr_w = np.zeros((batch.n_edges, 3))
+    if "forces" in adj:
+        dr_w -= _edge_tangents(batch, adj["forces"])
+    if "stress" in adj:
+        U = adj["stress"]
+        U = 0.5 * (U + U.transpose(0, 2, 1)) / batch.volumes[:, None, None]
+        dr_w += np.einsum("eab,eb->ea", U[batch.edge_struct], r)
+    tangents = [dr_w]
+    pair = None
+    if "hv" in adj:
+        tangents += [_edge_tangents(batch, adj["hv"]), _edge_tangents(batch, v)]
+        pair = (1, 2)
+    B, Bd, B2 = descriptors(spec, batch, np.stack(tangents), pair)
+    cE = adj["energy"][batch.atom_struct] if "energy" in adj else np.zeros(batch.n_atoms)
+    grads = ro.param_grad(
+        params, B, batch.species, spec.readout, cE,
+        Bw=Bd[0],
+        Bu=Bd[1] if pair else None,
+        Bv=Bd[2] if pair else None,
+        Buv=B2 if pair else None,
+    )  # fmt: skip
+    return float(loss), grads, {k: float(x) for k, x in terms.items()}

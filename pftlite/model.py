@@ -1,0 +1,216 @@
+"""The model: a frozen spec of hyperparameters, a dict of parameter arrays, and its file format.
+
+A model is the pair ``(spec, params)``:
+
+- ``spec``: :class:`ModelSpec`, hashable, holds every shape-determining choice;
+- ``params``: ``dict[str, np.ndarray]`` (a pytree), float64:
+
+  ======== ============ =====================================================
+  key      shape        meaning
+  ======== ============ =====================================================
+  e0       (S,)         per-species reference energy, eV
+  mean     (F,)         feature shift (fixed normalisation, not trained)
+  scale    (F,)         feature scale (fixed normalisation, not trained)
+  w        (S, F)       linear readout weights, eV
+  W1       (S, H, F)    MLP first layer (readout="mlp" only)
+  b1       (S, H)       MLP bias
+  w2       (S, H)       MLP output weights, eV
+  ======== ============ =====================================================
+
+Site energy of atom i with species s and features B_i:
+``eps_i = e0[s] + w[s] . x_i (+ w2[s] . tanh(W1[s] x_i + b1[s]))``, ``x_i = scale * (B_i - mean)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .basis import DescriptorTables, make_tables
+from .errors import InputError
+
+FORMAT_NAME = "pftlite-model"
+FORMAT_VERSION = 1
+TRAINABLE = ("e0", "w", "W1", "b1", "w2")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Hyperparameters of the many-body potential (see :mod:`pftlite.basis`).
+
+    species: atomic numbers the model knows, in channel order.
+    r_cut: cutoff radius, Å. envelope_power: p in (1 - r/r_cut)^p (>= 3 keeps Hessians and
+    third derivatives continuous at the cutoff). readout: "linear" or "mlp"; hidden: MLP width.
+    """
+
+    species: tuple[int, ...]
+    r_cut: float = 5.0
+    n_radial: int = 8
+    l_max: int = 4
+    n_radial_4b: int = 4
+    l_max_4b: int = 2
+    envelope_power: int = 4
+    readout: str = "linear"
+    hidden: int = 16
+
+    def __post_init__(self):
+        if not self.species:
+            raise InputError("model spec: species list is empty")
+        if len(set(self.species)) != len(self.species):
+            raise InputError(f"model spec: duplicate species in {self.species}")
+        if not (self.r_cut > 0.5):
+            raise InputError(f"model spec: r_cut must exceed 0.5 Å, got {self.r_cut}")
+        if self.n_radial < 1 or self.l_max < 0:
+            raise InputError("model spec: need n_radial >= 1 and l_max >= 0")
+        if self.n_radial_4b > self.n_radial or self.l_max_4b > self.l_max:
+            raise InputError("model spec: 4-body basis must be within the 3-body basis")
+        if self.envelope_power < 3:
+            raise InputError("model spec: envelope_power must be >= 3 (C2 at the cutoff)")
+        if self.readout not in ("linear", "mlp"):
+            raise InputError(f"model spec: readout must be 'linear' or 'mlp', got {self.readout!r}")
+
+    @property
+    def tables(self) -> DescriptorTables:
+        return make_tables(
+            len(self.species), self.n_radial, self.l_max, self.n_radial_4b, self.l_max_4b
+        )
+
+    @property
+    def n_features(self) -> int:
+        return self.tables.n_features
+
+    def species_index(self, numbers, source: str = "structure") -> np.ndarray:
+        """Map atomic numbers (N,) to channel indices (N,); unknown elements are an error."""
+        from ase.data import chemical_symbols
+
+        lut = {z: i for i, z in enumerate(self.species)}
+        out = np.empty(len(numbers), dtype=np.int64)
+        for k, z in enumerate(numbers):
+            if int(z) not in lut:
+                known = ", ".join(chemical_symbols[s] for s in self.species)
+                raise InputError(
+                    f"{source}: element {chemical_symbols[int(z)]} is not in the model's "
+                    f"species ({known})"
+                )
+            out[k] = lut[int(z)]
+        return out
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["species"] = list(self.species)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"model spec: unknown hyperparameters {sorted(unknown)}")
+        d = dict(d)
+        d["species"] = tuple(int(z) for z in d["species"])
+        return cls(**d)
+
+
+def init_params(spec: ModelSpec, seed: int = 0, e0=None) -> dict:
+    """Fresh parameters: zero linear weights, small random MLP, unit feature scaling.
+
+    e0: optional per-species reference energies (S,), eV. seed: explicit RNG seed.
+    """
+    rng = np.random.default_rng(seed)
+    S, F, H = len(spec.species), spec.n_features, spec.hidden
+    p = {
+        "e0": np.zeros(S) if e0 is None else np.asarray(e0, dtype=np.float64).copy(),
+        "mean": np.zeros(F),
+        "scale": np.ones(F),
+        "w": np.zeros((S, F)),
+    }
+    if spec.readout == "mlp":
+        p["W1"] = rng.normal(0.0, 1.0 / np.sqrt(F), size=(S, H, F))
+        p["b1"] = np.zeros((S, H))
+        p["w2"] = rng.normal(0.0, 0.01, size=(S, H))
+    return p
+
+
+def check_params(spec: ModelSpec, params: dict, source: str = "params") -> None:
+    """Raise InputError if params do not have the shapes the spec implies, or hold NaN."""
+    S, F, H = len(spec.species), spec.n_features, spec.hidden
+    want = {"e0": (S,), "mean": (F,), "scale": (F,), "w": (S, F)}
+    if spec.readout == "mlp":
+        want.update({"W1": (S, H, F), "b1": (S, H), "w2": (S, H)})
+    for k, shape in want.items():
+        if k not in params:
+            raise InputError(f"{source}: missing parameter '{k}'")
+        if tuple(np.shape(params[k])) != shape:
+            raise InputError(
+                f"{source}: parameter '{k}' has shape {tuple(np.shape(params[k]))}, "
+                f"expected {shape}"
+            )
+        if not np.all(np.isfinite(params[k])):
+            raise InputError(f"{source}: parameter '{k}' holds NaN or inf")
+    extra = set(params) - set(want)
+    if extra:
+        raise InputError(f"{source}: unexpected parameters {sorted(extra)}")
+
+
+def save_model(path, spec: ModelSpec, params: dict, metadata: dict | None = None) -> Path:
+    """Write a model file (.npz container) atomically: temp file in the same dir, then rename.
+
+    The file holds the format name and version, the spec (JSON), free metadata (JSON,
+    e.g. training provenance) and the parameter arrays.
+    """
+    path = Path(path)
+    check_params(spec, params, str(path))
+    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "spec": spec.to_dict()}
+    arrays = {f"param/{k}": np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    arrays["metadata"] = np.frombuffer(json.dumps(metadata or {}).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_model(path) -> tuple[ModelSpec, dict, dict]:
+    """Read a model file; returns (spec, params, metadata). Errors name the file and problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found")
+    try:
+        raw = path.read_bytes()
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            files = dict(z)
+    except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt file
+        raise InputError(f"{path}: not a pftlite model file ({type(exc).__name__})") from None
+    if "header" not in files:
+        raise InputError(f"{path}: not a pftlite model file (no header)")
+    try:
+        header = json.loads(files["header"].tobytes().decode())
+        metadata = json.loads(files.get("metadata", np.zeros(0, np.uint8)).tobytes().decode() or "{}")
+    except Exception:  # noqa: BLE001
+        raise InputError(f"{path}: corrupt model header") from None
+    if header.get("format") != FORMAT_NAME:
+        raise InputError(f"{path}: not a pftlite model file (format {header.get('format')!r})")
+    version = header.get("version")
+    if version != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: model format version {version} is not supported "
+            f"(this pftlite reads version {FORMAT_VERSION})"
+        )
+    spec = ModelSpec.from_dict(header["spec"])
+    params = {k[len("param/"):]: np.array(v) for k, v in files.items() if k.startswith("param/")}
+    check_params(spec, params, str(path))
+    return spec, params, metadata
