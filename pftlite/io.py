@@ -227,7 +227,7 @@ def _float_array(value, shape: tuple, what: str, where: str) -> np.ndarray:
         raise InputError(f"{where}: {what} is not numeric") from None
     ok = arr.ndim == len(shape) and all(s in (-1, n) for s, n in zip(shape, arr.shape))
     if not ok:
-        want = "x".join("N" if s == -1 else str(s) for s in shape)
+        want = "x".join("N" if s == -1 else str(s) for s in shape) or "a scalar"
         raise InputError(f"{where}: {what} has shape {arr.shape}, expected {want}")
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{where}: {what} contains NaN or inf")
@@ -369,6 +369,7 @@ def read_extxyz_labels(
 
 
 def _normalise_labels(atoms, path, i, energy_key, forces_key, stress_key) -> Atoms:
+    """Copy of frame ``i`` without calculator, labels moved to the pftlite convention."""
     where = f"{path}: frame {i}"
     results = dict(atoms.calc.results) if atoms.calc is not None else {}
     out = atoms.copy()  # drops the calculator
