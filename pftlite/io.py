@@ -84,7 +84,7 @@ def _sniff(path: Path) -> str:
     try:
         with _open_text(path) as f:
             head = f.read(4096)
-    except (OSError, UnicodeDecodeError, EOFError, lzma.LZMAError):
+    except Exception:  # binary or corrupt: leave it to ase.io.read
         return "ase"
     stripped = head.lstrip()
     if stripped.startswith("["):
@@ -130,7 +130,8 @@ def _read_ase(path: Path, index) -> list[Atoms]:
     try:
         frames = ase.io.read(path, index=index)
     except Exception as exc:  # ASE raises many types for unknown/garbled input
-        raise InputError(f"{path}: cannot read structures with ase.io.read ({_one_line(exc)})")
+        msg = f"{path}: cannot read structures with ase.io.read ({_one_line(exc)})"
+        raise InputError(msg) from None
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise InputError(f"{path}: no structures found")
@@ -364,8 +365,8 @@ def read_extxyz_labels(
     """
     path = _existing_file(path)
     frames = _read_ase(path, ":")
-    return [_normalise_labels(a, path, i, energy_key, forces_key, stress_key)
-            for i, a in enumerate(frames)]
+    keys = (energy_key, forces_key, stress_key)
+    return [_normalise_labels(a, path, i, *keys) for i, a in enumerate(frames)]
 
 
 def _normalise_labels(atoms, path, i, energy_key, forces_key, stress_key) -> Atoms:
