@@ -454,3 +454,22 @@ def check_structure(atoms: Atoms, source: str, species=None, min_distance: float
                 f"{source}: atoms {a} ({atoms[a].symbol}) and {b} ({atoms[b].symbol}) are "
                 f"{d[k]:.4f} Å apart (< min_distance {min_distance} Å)"
             )
+
+
+def read_phonopy_supercell_matrix(path: str | os.PathLike):
+    """``supercell_matrix`` (3, 3) int of a phonopy-style yaml, or None if it has none."""
+    import yaml
+
+    path = _existing_file(path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with _open_text(path) as f:
+            head = yaml.load(_yaml_top_blocks(f.read(), ("supercell_matrix",)), Loader=loader)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable phonopy yaml ({_one_line(exc)})") from None
+    if not isinstance(head, dict) or "supercell_matrix" not in head:
+        return None
+    m = np.asarray(head["supercell_matrix"])
+    if m.shape != (3, 3) or not np.all(np.equal(np.round(m), m)):
+        raise InputError(f"{path}: supercell_matrix must be 3x3 integers, got {m.tolist()}")
+    return m.astype(int)

@@ -1,0 +1,332 @@
+"""Command-line front end (click). A thin shell: parse options, call the library, print.
+
+User errors (bad files, unknown species, missing backend, ...) print one line to stderr and
+exit with status 2; no traceback. Every command takes ``--backend numba|jax``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import BackendUnavailable, DataUnavailable, InputError
+
+BACKEND_OPTION = click.option(
+    "--backend",
+    default="numba",
+    show_default=True,
+    help="Compute backend: numba (CPU) or jax (CPU/GPU).",
+)
+
+
+def user_errors(fn):
+    """Turn user-facing exceptions into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, BackendUnavailable, DataUnavailable) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pftlite")
+def main():
+    """pftlite: phonon fine-tuning of machine-learned interatomic potentials."""
+
+
+# ---------------------------------------------------------------------------------------
+# init / info
+# ---------------------------------------------------------------------------------------
+
+
+def _parse_species(values) -> tuple[int, ...]:
+    from ase.data import atomic_numbers
+
+    out = []
+    for v in values:
+        for s in str(v).replace(",", " ").split():
+            if s.isdigit():
+                out.append(int(s))
+            elif s in atomic_numbers:
+                out.append(atomic_numbers[s])
+            else:
+                raise InputError(f"--species: unknown element {s!r}")
+    if not out:
+        raise InputError("--species: give at least one element, e.g. --species Si")
+    return tuple(out)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--species", "-s", multiple=True, required=True, help="Elements, e.g. -s Si -s C or -s Si,C.")
+@click.option("--r-cut", default=5.0, show_default=True, help="Cutoff radius, Å.")
+@click.option("--n-radial", default=8, show_default=True, help="Radial functions (2- and 3-body).")
+@click.option("--l-max", default=4, show_default=True, help="Max angular momentum (3-body).")
+@click.option("--n-radial-4b", default=4, show_default=True, help="Radial functions in 4-body terms.")
+@click.option("--l-max-4b", default=2, show_default=True, help="Max angular momentum in 4-body terms.")
+@click.option("--envelope-power", default=4, show_default=True, help="p in (1 - r/r_cut)^p.")
+@click.option("--readout", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
+@click.option("--hidden", default=16, show_default=True, help="MLP width (readout=mlp).")
+@click.option("--e0", multiple=True, type=float, help="Reference energy per species, eV (in --species order).")
+@click.option("--seed", default=0, show_default=True, help="RNG seed for MLP weights.")
+@click.option("--force", is_flag=True, help="Overwrite an existing model file.")
+@user_errors
+def init(model, species, r_cut, n_radial, l_max, n_radial_4b, l_max_4b, envelope_power, readout,
+         hidden, e0, seed, force):  # fmt: skip
+    """Create a new (untrained) model file MODEL from hyperparameters and a species list."""
+    from .model import ModelSpec, init_params, save_model
+
+    if Path(model).exists() and not force:
+        raise InputError(f"{model}: file exists (use --force to overwrite)")
+    spec = ModelSpec(
+        species=_parse_species(species), r_cut=r_cut, n_radial=n_radial, l_max=l_max,
+        n_radial_4b=n_radial_4b, l_max_4b=l_max_4b, envelope_power=envelope_power,
+        readout=readout, hidden=hidden,
+    )  # fmt: skip
+    if e0 and len(e0) != len(spec.species):
+        raise InputError(f"--e0: got {len(e0)} values for {len(spec.species)} species")
+    params = init_params(spec, seed=seed, e0=list(e0) if e0 else None)
+    meta = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "pftlite_version": __version__,
+        "history": [{"command": "init", "seed": seed}],
+    }
+    save_model(model, spec, params, meta)
+    click.echo(f"wrote {model}: {spec.n_features} features, species {list(spec.species)}")
+
+
+def _describe(spec, params, meta) -> dict:
+    body = np.bincount(spec.tables.feature_body, minlength=5)
+    from .model import TRAINABLE
+
+    return {
+        "spec": spec.to_dict(),
+        "n_features": int(spec.n_features),
+        "features_by_body_order": {"2": int(body[2]), "3": int(body[3]), "4": int(body[4])},
+        "n_trainable_parameters": int(sum(np.size(params[k]) for k in TRAINABLE if k in params)),
+        "metadata": meta,
+    }
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@user_errors
+def info(model, as_json):
+    """Show a model's hyperparameters, size and provenance."""
+    from ase.data import chemical_symbols
+
+    from .model import load_model
+
+    spec, params, meta = load_model(model)
+    d = _describe(spec, params, meta)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"model      {model}")
+    click.echo(f"species    {' '.join(chemical_symbols[z] for z in spec.species)}")
+    for k, v in d["spec"].items():
+        if k != "species":
+            click.echo(f"{k:<14} {v}")
+    fb = d["features_by_body_order"]
+    click.echo(f"features   {d['n_features']} (2-body {fb['2']}, 3-body {fb['3']}, 4-body {fb['4']})")
+    click.echo(f"trainable  {d['n_trainable_parameters']} parameters")
+    if meta:
+        click.echo(f"metadata   {json.dumps(meta)}")
+
+
+# ---------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------
+
+
+def _read_all(paths, spec):
+    """All structures in ``paths``, validated for ``spec`` (one-line InputError otherwise)."""
+    from .batch import MIN_DISTANCE
+    from .io import check_structure, read_structures
+
+    structs, names = [], []
+    for p in paths:
+        for k, a in enumerate(read_structures(p)):
+            check_structure(a, f"{p}[{k}]", spec.species, min_distance=MIN_DISTANCE)
+            structs.append(a)
+            names.append(f"{p}[{k}]")
+    if not structs:
+        raise InputError("no structures found in " + ", ".join(map(str, paths)))
+    return structs, names
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("structures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output .extxyz or .json (default: table only).")
+@BACKEND_OPTION
+@user_errors
+def predict(model, structures, output, backend):
+    """Energies, forces and stresses of STRUCTURES (any format ASE reads, phonopy yaml, mlearn json)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from .atomic import atomic_path
+    from .batch import make_batch
+    from .model import load_model
+    from .registry import get_backend
+
+    spec, params, _ = load_model(model)
+    be = get_backend(backend)
+    structs, names = _read_all(structures, spec)
+    if output and not output.endswith((".json", ".xyz", ".extxyz")):
+        raise InputError(f"{output}: output must end in .json, .xyz or .extxyz")
+    results = []
+    t0 = time.perf_counter()
+    for a, name in zip(structs, names):
+        out = be.energy_forces_stress(spec, params, make_batch([a], spec, sources=[name]))
+        results.append((a, name, out))
+    dt = time.perf_counter() - t0
+    click.echo(f"{'structure':<40} {'atoms':>6} {'E (eV)':>14} {'E/atom':>10} {'max|F|':>9} {'P (GPa)':>9}")
+    for a, name, out in results:
+        e = out["energy"][0]
+        p = -np.trace(out["stress"][0]) / 3 * 160.21766208
+        click.echo(f"{name[-40:]:<40} {len(a):>6} {e:>14.6f} {e / len(a):>10.5f} "
+                   f"{np.abs(out['forces']).max():>9.4f} {p:>9.3f}")  # fmt: skip
+    click.echo(f"{len(results)} structures in {dt:.3f} s ({backend})")
+    if not output:
+        return
+    with atomic_path(output) as tmp:
+        if output.endswith(".json"):
+            rows = [
+                {
+                    "source": name,
+                    "n_atoms": len(a),
+                    "energy_eV": float(out["energy"][0]),
+                    "forces_eV_per_A": out["forces"].tolist(),
+                    "stress_eV_per_A3": out["stress"][0].tolist(),
+                }
+                for a, name, out in results
+            ]
+            tmp.write_text(json.dumps({"model": str(model), "backend": backend, "results": rows}, indent=1))
+        else:
+            from ase.io import write
+
+            frames = []
+            for a, name, out in results:
+                b = a.copy()
+                # reference labels read from the input are kept, renamed ref_*
+                for key in ("energy", "free_energy", "stress"):
+                    if key in b.info:
+                        b.info[f"ref_{key}"] = b.info.pop(key)
+                if "forces" in b.arrays:
+                    b.arrays["ref_forces"] = b.arrays.pop("forces")
+                b.calc = SinglePointCalculator(
+                    b, energy=float(out["energy"][0]), forces=out["forces"],
+                    stress=full_3x3_to_voigt_6_stress(out["stress"][0]),
+                )  # fmt: skip
+                b.info["source"] = name
+                frames.append(b)
+            write(str(tmp), frames, format="extxyz")
+    click.echo(f"wrote {output}")
+
+
+# ---------------------------------------------------------------------------------------
+# hessian
+# ---------------------------------------------------------------------------------------
+
+
+def _supercell_matrix_from(path, supercell):
+    """--supercell (3 or 9 ints), else the phonopy yaml's supercell_matrix, else identity."""
+    if supercell:
+        if len(supercell) == 3:
+            return np.diag(supercell)
+        if len(supercell) == 9:
+            return np.array(supercell).reshape(3, 3)
+        raise InputError("--supercell takes 3 (diagonal) or 9 integers")
+    if ".yaml" in str(path).lower():
+        from .io import read_phonopy_supercell_matrix
+
+        m = read_phonopy_supercell_matrix(path)
+        if m is not None:
+            return m
+    return np.eye(3, dtype=int)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("structure", type=click.Path(dir_okay=False))
+@click.option("--dim", "supercell", type=int, multiple=True,
+              help="Supercell: 3 (diagonal) or 9 integers, as phonopy's --dim. "
+                   "Default: the phonopy yaml's supercell_matrix, else the cell itself.")  # fmt: skip
+@click.option("--output", "-o", default="FORCE_CONSTANTS", show_default=True, type=click.Path(dir_okay=False),
+              help="FORCE_CONSTANTS (text) or *.hdf5 (phonopy's force_constants.hdf5).")  # fmt: skip
+@BACKEND_OPTION
+@user_errors
+def hessian(model, structure, supercell, output, backend):
+    """Exact force constants of STRUCTURE's supercell, written for phonopy (--readfc)."""
+    from ase import Atoms
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    from .atomic import atomic_path
+    from .batch import make_batch
+    from .io import read_structures
+    from .model import load_model
+    from .registry import get_backend
+
+    spec, params, _ = load_model(model)
+    be = get_backend(backend)
+    unit = _read_all([structure], spec)[0][0]
+    smat = _supercell_matrix_from(structure, supercell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # phonopy's primitive_matrix='auto' notice
+        ph = Phonopy(
+            PhonopyAtoms(symbols=unit.get_chemical_symbols(), cell=unit.cell[:],
+                         scaled_positions=unit.get_scaled_positions(), masses=unit.get_masses()),
+            supercell_matrix=smat,
+            primitive_matrix="auto",
+        )  # fmt: skip
+    sc = ph.supercell
+    atoms = Atoms(numbers=sc.numbers, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
+    t0 = time.perf_counter()
+    batch = make_batch([atoms], spec, sources=[str(structure)])
+    fc = be.hessian(spec, params, batch)
+    dt = time.perf_counter() - t0
+    N = len(atoms)
+    Hm = fc.transpose(0, 2, 1, 3).reshape(3 * N, 3 * N)
+    ph.force_constants = fc
+    ph.run_qpoints([[0.0, 0.0, 0.0]])
+    freqs = ph.get_qpoints_dict()["frequencies"][0]
+    with atomic_path(output) as tmp:
+        if output.endswith((".hdf5", ".h5")):
+            from phonopy.file_IO import write_force_constants_to_hdf5
+
+            write_force_constants_to_hdf5(fc, filename=str(tmp))
+        else:
+            from phonopy.file_IO import write_FORCE_CONSTANTS
+
+            write_FORCE_CONSTANTS(fc, filename=str(tmp))
+    diagonal = np.all(smat == np.diag(np.diag(smat)))
+    dims = " ".join(str(x) for x in (np.diag(smat) if diagonal else smat.ravel()))
+    click.echo(f"supercell      {N} atoms (matrix {smat.tolist()}), {batch.n_edges} edges")
+    click.echo(f"force consts   {fc.shape} eV/Å², {3 * N} HVP columns in {dt:.3f} s ({backend})")
+    click.echo(f"checks         max|H - H^T| = {np.abs(Hm - Hm.T).max():.2e}, "
+               f"max|sum_j fc_ij| = {np.abs(fc.sum(1)).max():.2e} eV/Å²")  # fmt: skip
+    click.echo(f"Gamma (THz)    {' '.join(f'{f:.3f}' for f in freqs[: min(9, len(freqs))])}"
+               + (" ..." if len(freqs) > 9 else ""))  # fmt: skip
+    click.echo(f"wrote {output}; use: phonopy -c <unit cell> --dim \"{dims}\" --readfc"
+               + (" --hdf5" if output.endswith((".hdf5", ".h5")) else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The click CLI in-process (CliRunner): init, info, predict, hessian, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import read, write
+from click.testing import CliRunner
+
+from pftlite.batch import make_batch
+from pftlite.cli import main
+from pftlite.datasets import fetch
+from pftlite.errors import DataUnavailable
+from pftlite.model import FORMAT_VERSION, load_model, save_model
+from pftlite.registry import get_backend
+
+from conftest import random_params
+
+
+def run(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    return res
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    path = d / "si.npz"
+    res = run("init", path, "-s", "Si", "--r-cut", 4.0, "--n-radial", 4, "--l-max", 3,
+              "--n-radial-4b", 2, "--l-max-4b", 2)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    spec, params, meta = load_model(path)
+    save_model(path, spec, random_params(spec, seed=5), meta)  # non-trivial weights
+    return path
+
+
+@pytest.fixture(scope="module")
+def mp149():
+    try:
+        return fetch("mdr/mp-149")
+    except DataUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_init_info(model_file):
+    res = run("info", model_file, "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["spec"]["species"] == [14] and d["n_features"] > 0
+    assert d["metadata"]["history"][0]["command"] == "init"
+    assert run("init", model_file, "-s", "Si").exit_code == 2  # refuses to overwrite
+
+
+@pytest.mark.parametrize("suffix", [".extxyz", ".json"])
+def test_predict(model_file, tmp_path, suffix):
+    a = bulk("Si", "diamond", 5.43) * (2, 1, 1)
+    a.rattle(0.03, seed=1)
+    write(tmp_path / "in.extxyz", a)
+    out = tmp_path / f"out{suffix}"
+    res = run("predict", model_file, tmp_path / "in.extxyz", "-o", out)
+    assert res.exit_code == 0, res.output
+    spec, params, _ = load_model(model_file)
+    ref = get_backend("numba").energy_forces_stress(spec, params, make_batch([a], spec))
+    if suffix == ".json":
+        row = json.loads(out.read_text())["results"][0]
+        e, f = row["energy_eV"], np.array(row["forces_eV_per_A"])
+    else:
+        b = read(out)
+        e, f = b.get_potential_energy(), b.get_forces()
+    assert e == pytest.approx(ref["energy"][0], rel=1e-10)
+    np.testing.assert_allclose(f, ref["forces"], atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["numba", "jax"])
+def test_hessian_phonopy_readable(model_file, mp149, tmp_path, backend):
+    """FORCE_CONSTANTS from the MDR Si file's 2x2x2 supercell, read back by phonopy."""
+    from phonopy.file_IO import parse_FORCE_CONSTANTS
+
+    out = tmp_path / "FORCE_CONSTANTS"
+    res = run("hessian", model_file, mp149, "-o", out, "--backend", backend)
+    if backend == "jax" and res.exit_code == 2 and "jax" in res.output:
+        pytest.skip(res.output)
+    assert res.exit_code == 0, res.output
+    assert "64 atoms" in res.output
+    fc = parse_FORCE_CONSTANTS(str(out))
+    assert fc.shape == (64, 64, 3, 3)
+    np.testing.assert_allclose(fc.sum(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(fc, fc.transpose(1, 0, 3, 2), atol=1e-12)
+
+
+def _bad(tmp_path, name, atoms=None, text=None):
+    p = tmp_path / name
+    if text is not None:
+        p.write_text(text)
+    else:
+        write(p, atoms)
+    return p
+
+
+BAD_STRUCTURES = {
+    "unknown_species": lambda t: _bad(t, "o.extxyz", bulk("Cu", "fcc", 3.6)),
+    "overlap": lambda t: _bad(t, "ov.extxyz", Atoms("Si2", positions=[[0, 0, 0], [0.05, 0, 0]], cell=np.eye(3) * 5, pbc=True)),
+    "empty": lambda t: _bad(t, "empty.extxyz", text='0\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\n'),
+    "non_periodic": lambda t: _bad(t, "np.xyz", Atoms("Si2", positions=[[0, 0, 0], [2.3, 0, 0]])),
+    "nan": lambda t: _bad(t, "nan.extxyz", text='1\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\nSi nan 0.0 0.0\n'),
+    "garbage": lambda t: _bad(t, "junk.extxyz", text="this is not a structure file\n"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STRUCTURES))
+def test_bad_structures(model_file, tmp_path, case):
+    path = BAD_STRUCTURES[case](tmp_path)
+    out = tmp_path / "never.json"
+    res = run("predict", model_file, path, "-o", out)
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+    assert "Traceback" not in res.output
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_bad_model_files(model_file, tmp_path):
+    a = _bad(tmp_path, "si.extxyz", bulk("Si", "diamond", 5.43))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(model_file.read_bytes()[:200])
+    cases = {corrupt: "not a pftlite model", tmp_path / "missing.npz": "not found"}
+    # wrong version
+    spec, params, meta = load_model(model_file)
+    import pftlite.model as m
+
+    old = m.FORMAT_VERSION
+    try:
+        m.FORMAT_VERSION = FORMAT_VERSION + 1
+        save_model(tmp_path / "future.npz", spec, params, meta)
+    finally:
+        m.FORMAT_VERSION = old
+    cases[tmp_path / "future.npz"] = "version"
+    for path, words in cases.items():
+        res = run("predict", path, a)
+        assert res.exit_code == 2 and words in res.output and res.output.count("\n") == 1, res.output
+
+
+def test_unknown_backend(model_file, tmp_path):
+    a = _bad(tmp_path, "si.extxyz", bulk("Si", "diamond", 5.43))
+    res = run("predict", model_file, a, "--backend", "torch")
+    assert res.exit_code == 2 and "unknown backend" in res.output
