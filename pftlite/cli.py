@@ -306,7 +306,7 @@ def hessian(model, structure, supercell, output, backend):
     Hm = fc.transpose(0, 2, 1, 3).reshape(3 * N, 3 * N)
     ph.force_constants = fc
     ph.run_qpoints([[0.0, 0.0, 0.0]])
-    freqs = ph.get_qpoints_dict()["frequencies"][0]
+    freqs = ph.qpoints.frequencies[0]
     with atomic_path(output) as tmp:
         if output.endswith((".hdf5", ".h5")):
             from phonopy.file_IO import write_force_constants_to_hdf5
