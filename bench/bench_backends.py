@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -36,6 +37,7 @@ SPEC_KW = dict(species=(14,), r_cut=5.0, n_radial=12, l_max=4, n_radial_4b=4, l_
 A_SI = 5.43
 RATTLE = 0.01  # Å, ase.Atoms.rattle stdev
 W_SCALE = 1e-2  # std of the random linear readout weights (eV)
+CONTAMINATED = 0.3  # other processes using more cores than this while timing: flag the row
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,34 +92,55 @@ def _once(fn):
     return time.perf_counter() - w0, time.process_time() - c0, out
 
 
-def _measure(fn, target_s: float, max_reps: int) -> dict:
-    """Repeat fn until target_s of wall time has been spent or max_reps calls; medians."""
+def _measure(fn, target_s: float, max_reps: int, min_sample: float) -> dict:
+    """Median per-call time of fn over repeats.
+
+    One calibration call fixes ``number``, the calls per repeat, so that a repeat lasts at
+    least ``min_sample`` seconds (process CPU time of the other threads is only accounted at
+    scheduler ticks, so single millisecond calls would give noisy CPU times). Repeats run
+    until ``target_s`` of wall time has been spent or ``max_reps`` repeats were taken.
+    """
     gc.collect()
-    walls, cpus = [], []
+    w, c, _ = _once(fn)
+    number = max(1, int(math.ceil(min_sample / max(w, 1e-9))))
+    walls, cpus = ([w], [c]) if number == 1 else ([], [])
     t_start = time.perf_counter()
-    while True:
-        w, c, _ = _once(fn)
-        walls.append(w)
-        cpus.append(c)
-        if len(walls) >= max_reps or time.perf_counter() - t_start >= target_s:
-            break
+    while len(walls) < max_reps and (not walls or time.perf_counter() - t_start < target_s):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(number):
+            fn()
+        walls.append((time.perf_counter() - w0) / number)
+        cpus.append((time.process_time() - c0) / number)
     return {
         "wall": statistics.median(walls),
         "cpu": statistics.median(cpus),
         "wall_min": min(walls),
         "reps": len(walls),
+        "number": number,
         "walls": walls,
         "cpus": cpus,
     }
 
 
-def _phase(fn, target_s, max_reps, hwm_ok):
+def _sys_busy():
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            f = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] if len(f) > 7 else 0)
+    return busy / hz, (f[7] if len(f) > 7 else 0) / hz
+
+
+def _phase(fn, target_s, max_reps, min_sample, hwm_ok):
     """_measure plus the peak RSS increase during it (over the RSS just before)."""
     gc.collect()
     rss0 = _rss_mib()
     if hwm_ok:
         _reset_hwm()
-    res = _measure(fn, target_s, max_reps)
+    res = _measure(fn, target_s, max_reps, min_sample)
     hwm = _hwm_mib() if hwm_ok else None
     res["rss_before_mib"] = rss0
     res["peak_mib"] = hwm
@@ -222,13 +245,21 @@ def worker(cfg: dict) -> dict:
     hwm_ok = _reset_hwm() and _hwm_mib() is not None
     res["hwm_reset_ok"] = hwm_ok
     res["rss_steady_mib"] = _rss_mib()  # after warm-up of everything (allocator caches kept)
-    res["build"] = _phase(lambda: make_batch([atoms], spec), target, max_reps, hwm_ok)
-    res["efs"] = _phase(lambda: be.energy_forces_stress(spec, params, batch), target, max_reps, hwm_ok)
-    res["hvp"] = _phase(lambda: be.hvp(spec, params, batch, v), target, max_reps, hwm_ok)
+    ms = cfg["min_sample"]
+    sys0, w0, c0 = _sys_busy(), time.perf_counter(), time.process_time()
+    res["build"] = _phase(lambda: make_batch([atoms], spec), target, max_reps, ms, hwm_ok)
+    res["efs"] = _phase(lambda: be.energy_forces_stress(spec, params, batch), target, max_reps, ms, hwm_ok)
+    res["hvp"] = _phase(lambda: be.hvp(spec, params, batch, v), target, max_reps, ms, hwm_ok)
     if do_hess:
         res["hessian"] = _phase(
-            lambda: be.hessian(spec, params, batch, **hess_kw), target, max_reps, hwm_ok
+            lambda: be.hessian(spec, params, batch, **hess_kw), target, max_reps, ms, hwm_ok
         )
+    sys1, w1, c1 = _sys_busy(), time.perf_counter(), time.process_time()
+    if sys0 is not None and sys1 is not None:
+        # CPU used by everything else on the machine while we were timing (cores), and steal
+        res["foreign_cores"] = max(0.0, (sys1[0] - sys0[0]) - (c1 - c0)) / (w1 - w0)
+        res["steal_cores"] = (sys1[1] - sys0[1]) / (w1 - w0)
+    res["timed_wall_s"] = w1 - w0
     peaks = [res["maxrss_after_warmup_mib"]] + [
         res[k]["peak_mib"] for k in ("build", "efs", "hvp", "hessian") if k in res and res[k]["peak_mib"]
     ]
@@ -293,6 +324,22 @@ def _machine_info(backends) -> dict:
     if hasattr(os, "getloadavg"):
         info["loadavg_start"] = os.getloadavg()
     return info
+
+
+def _wait_idle(max_wait: float, threshold: float = 0.25) -> float:
+    """Wait (up to max_wait s) until other processes use < threshold cores; returns the last load."""
+    t0 = time.perf_counter()
+    load = 0.0
+    while True:
+        a = _sys_busy()
+        if a is None:
+            return float("nan")
+        time.sleep(1.0)
+        b = _sys_busy()
+        load = b[0] - a[0]
+        if load < threshold or time.perf_counter() - t0 >= max_wait:
+            return load
+        time.sleep(2.0)
 
 
 def _run_worker(cfg: dict, timeout: float, env_extra: dict) -> dict:
@@ -404,7 +451,8 @@ def print_report(info, args, results, der, out=sys.stdout):
         P(f"env      : {info['env']}")
     P(f"model    : Si, {SPEC_KW}, readout={args.readout}, F={results[0].get('n_features', '?') if results else '?'}")
     P(f"protocol : fresh subprocess per (backend, N); first call timed separately; median of "
-      f"repeats until >= {args.target_time:g} s or {args.max_repeats} calls; numba cache "
+      f"repeats (each >= {args.min_sample:g} s of calls) until >= {args.target_time:g} s or "
+      f"{args.max_repeats} repeats; numba cache "
       f"{'COLD (fresh NUMBA_CACHE_DIR per config)' if args.cold_numba_cache else 'as installed (cache=True)'}")  # fmt: skip
     la0, la1 = info.get("loadavg_start"), info.get("loadavg_end")
     if la0:
@@ -432,13 +480,17 @@ def print_report(info, args, results, der, out=sys.stdout):
           f"{_fmt(_ms(_get(r, 'efs')), '.2f', 10)}{_fmt(_ms(_get(r, 'efs', 'cpu')), '.2f', 10)}"
           f"{_fmt(_ms(_get(r, 'hvp')), '.2f', 10)}{_fmt(_ms(_get(r, 'hvp', 'cpu')), '.2f', 10)}"
           f"{_fmt(_get(r, 'hessian'), '.3f', 10)}{_fmt(_get(r, 'hessian', 'cpu'), '.3f', 10)}"
-          f"{reps:>11}")  # fmt: skip
+          f"{reps:>11}{' !' if (r.get('foreign_cores') or 0) > CONTAMINATED else ''}")  # fmt: skip
+    if any((r.get("foreign_cores") or 0) > CONTAMINATED for r in ok):
+        P(f"   ! = other processes used > {CONTAMINATED} cores while this row was timed "
+          "(see 'other load' in table 2); its times are not trustworthy")
 
     # ---- 2. first calls
     P("")
-    P("2) First call (includes Numba compile or cache load / JAX trace+compile), wall seconds")
+    P("2) First call (includes Numba compile or cache load / JAX trace+compile), wall seconds;")
+    P("   other load = CPU cores used by other processes on the machine while this config was timed")
     hdr = (f"{'backend':<8}{'N':>5}{'import':>9}{'build':>9}{'E+F+S':>9}{'HVP':>9}{'Hessian':>9}"
-           f"{'E+F 1st/steady':>16}{'proc total':>12}")  # fmt: skip
+           f"{'E+F 1st/steady':>16}{'proc total':>12}{'other load':>12}")  # fmt: skip
     P(hdr)
     P("-" * len(hdr))
     for r in ok:
@@ -446,7 +498,7 @@ def print_report(info, args, results, der, out=sys.stdout):
         P(f"{r['cfg']['backend']:<8}{r['n_atoms']:>5}{_fmt(r['t_import'], '.2f', 9)}"
           f"{_fmt(f.get('build'), '.3f', 9)}{_fmt(f.get('efs'), '.3f', 9)}{_fmt(f.get('hvp'), '.3f', 9)}"
           f"{_fmt(f.get('hessian'), '.2f', 9)}{_fmt(_ratio(f.get('efs'), _get(r, 'efs')), '.0f', 16)}"
-          f"{_fmt(r.get('wall_subprocess'), '.1f', 12)}")  # fmt: skip
+          f"{_fmt(r.get('wall_subprocess'), '.1f', 12)}{_fmt(r.get('foreign_cores'), '.2f', 12)}")  # fmt: skip
 
     # ---- 3. ratios within a backend
     P("")
@@ -561,12 +613,20 @@ def main(argv=None):
     ap.add_argument("--target-time", type=float, default=1.0,
                     help="repeat each timed call until this much wall time is spent (s)")
     ap.add_argument("--max-repeats", type=int, default=5)
+    ap.add_argument("--min-sample", type=float, default=0.05,
+                    help="batch fast calls so that one timed repeat lasts at least this long (s)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--numba-threads", type=int, default=None,
                     help="set NUMBA_NUM_THREADS in the workers (default: numba's default)")
     ap.add_argument("--cold-numba-cache", action="store_true",
                     help="give each worker an empty NUMBA_CACHE_DIR so first calls include real compilation")
     ap.add_argument("--timeout", type=float, default=900.0, help="per-configuration time limit (s)")
+    ap.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
+                    help="before each configuration wait up to S seconds for other processes to "
+                         "use < 0.25 cores (0: do not wait)")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="re-run a configuration this many times if other processes used more than "
+                         f"{CONTAMINATED} cores while it was timed")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -597,15 +657,25 @@ def main(argv=None):
                 "backend": b, "n_atoms": n, "readout": args.readout, "seed": args.seed,
                 "hessian": hess, "hessian_chunk": args.hessian_chunk,
                 "target_time": args.target_time, "max_repeats": args.max_repeats,
-                "cold_numba_cache": args.cold_numba_cache,
+                "cold_numba_cache": args.cold_numba_cache, "min_sample": args.min_sample,
             }  # fmt: skip
-            print(f"[bench] {b:>5} N={n:<5} hessian={'yes' if hess else 'no ':<3} ...",
-                  end="", file=sys.stderr, flush=True)  # fmt: skip
-            r = _run_worker(cfg, args.timeout, env_extra)
-            r.setdefault("n_atoms", n)
+            for attempt in range(1 + args.retries):
+                if args.wait_idle > 0:
+                    idle = _wait_idle(args.wait_idle)
+                print(f"[bench] {b:>5} N={n:<5} hessian={'yes' if hess else 'no ':<3} ...",
+                      end="", file=sys.stderr, flush=True)  # fmt: skip
+                r = _run_worker(cfg, args.timeout, env_extra)
+                r.setdefault("n_atoms", n)
+                r["attempt"] = attempt
+                if args.wait_idle > 0:
+                    r["idle_load_before"] = idle
+                busy = r.get("foreign_cores") or 0.0
+                msg = r["error"].splitlines()[-1] if "error" in r else (
+                    f"{r['wall_subprocess']:.1f} s, other load {busy:.2f} cores")
+                print(f" {msg}", file=sys.stderr, flush=True)
+                if "error" in r or busy <= CONTAMINATED:
+                    break
             results.append(r)
-            msg = r["error"].splitlines()[-1] if "error" in r else f"{r['wall_subprocess']:.1f} s"
-            print(f" {msg}", file=sys.stderr, flush=True)
     if hasattr(os, "getloadavg"):
         info["loadavg_end"] = os.getloadavg()
     info["bench_wall_s"] = time.perf_counter() - t0

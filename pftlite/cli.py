@@ -27,6 +27,43 @@ BACKEND_OPTION = click.option(
 )
 
 
+BUILTIN_DIR = Path(__file__).parent / "data"
+
+
+def builtin_models() -> dict:
+    """Built-in model names -> files shipped in pftlite/data."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.npz"))}
+
+
+def resolve_model(arg) -> Path:
+    """A model file path, or the name of a built-in model (see ``pftlite info --builtin``)."""
+    p = Path(arg)
+    if p.exists():
+        return p
+    builtin = builtin_models()
+    if str(arg) in builtin:
+        return builtin[str(arg)]
+    return p  # load_model reports "not found"
+
+
+def resolve_structure_file(arg) -> Path:
+    """A structure file path, or a named reference dataset (e.g. mdr/mp-149)."""
+    p = Path(arg)
+    if p.exists():
+        return p
+    from .datasets import DATASETS, fetch
+
+    if str(arg) in DATASETS:
+        return fetch(str(arg))
+    return p  # the reader reports "no such file"
+
+
+def _load(model):
+    from .model import load_model
+
+    return load_model(resolve_model(model))
+
+
 def user_errors(fn):
     """Turn user-facing exceptions into a one-line message and exit status 2."""
 
@@ -129,9 +166,7 @@ def info(model, as_json):
     """Show a model's hyperparameters, size and provenance."""
     from ase.data import chemical_symbols
 
-    from .model import load_model
-
-    spec, params, meta = load_model(model)
+    spec, params, meta = _load(model)
     d = _describe(spec, params, meta)
     if as_json:
         click.echo(json.dumps(d, indent=2))
@@ -149,6 +184,101 @@ def info(model, as_json):
 
 
 # ---------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------
+
+
+def _error_table(rows: dict) -> str:
+    lines = [f"{'set':<10} {'E MAE':>10} {'E RMSE':>10} {'F MAE':>9} {'F RMSE':>9} {'S MAE':>8} {'S RMSE':>8}",
+             f"{'':<10} {'meV/atom':>10} {'meV/atom':>10} {'eV/Å':>9} {'eV/Å':>9} {'GPa':>8} {'GPa':>8}"]  # fmt: skip
+    for name, r in rows.items():
+        def g(q, k, f=1.0):
+            return r[q][k] * f if q in r else float("nan")
+
+        lines.append(f"{name:<10} {g('energy', 'mae', 1e3):>10.2f} {g('energy', 'rmse', 1e3):>10.2f} "
+                     f"{g('forces', 'mae'):>9.4f} {g('forces', 'rmse'):>9.4f} "
+                     f"{g('stress', 'mae'):>8.3f} {g('stress', 'rmse'):>8.3f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _read_labelled(paths, spec, energy_key, forces_key, stress_key):
+    from .batch import MIN_DISTANCE
+    from .io import check_structure, read_extxyz_labels, read_mlearn
+
+    out = []
+    for arg in paths:
+        p = resolve_structure_file(arg)
+        name = p.name.lower()
+        if name.endswith((".json", ".json.gz")):
+            frames = read_mlearn(p)
+        else:
+            frames = read_extxyz_labels(p, energy_key, forces_key, stress_key)
+        for k, a in enumerate(frames):
+            check_structure(a, f"{arg}[{k}]", spec.species, min_distance=MIN_DISTANCE)
+        out.extend(frames)
+    if not out:
+        raise InputError("fit: no labelled structures in " + ", ".join(map(str, paths)))
+    return out
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
+@click.option("--test", "test_data", multiple=True, help="Held-out data (files or dataset names) for the error table.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the fitted model here (default: overwrite MODEL).")
+@click.option("--energy-weight", default=500.0, show_default=True, help="Row weight per eV/atom.")
+@click.option("--forces-weight", default=20.0, show_default=True, help="Row weight per eV/Å.")
+@click.option("--stress-weight", default=500.0, show_default=True, help="Row weight per eV/Å³ (0: ignore stresses).")
+@click.option("--ridge", default=1e-8, show_default=True, help="Ridge regularisation (Jacobi-scaled).")
+@click.option("--energy-key", default="energy", show_default=True, help="extxyz energy key.")
+@click.option("--forces-key", default="forces", show_default=True, help="extxyz forces key.")
+@click.option("--stress-key", default="stress", show_default=True, help="extxyz stress key.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the error table as JSON.")
+@BACKEND_OPTION
+@user_errors
+def fit(model, data, test_data, output, energy_weight, forces_weight, stress_weight, ridge,
+        energy_key, forces_key, stress_key, report, backend):  # fmt: skip
+    """Least-squares fit of MODEL's linear readout to energies, forces and stresses in DATA.
+
+    DATA: extxyz files with labels, mlearn JSON files, or dataset names (e.g. mlearn/Si_training).
+    """
+    from .atomic import atomic_path
+    from .fit import FitWeights, errors, fit_linear
+    from .model import save_model
+    from .registry import get_backend
+
+    spec, params, meta = _load(model)
+    if spec.readout != "linear":
+        raise InputError(f"{model}: least-squares fit needs readout 'linear' (this model: {spec.readout})")
+    be = get_backend(backend)
+    train = _read_labelled(data, spec, energy_key, forces_key, stress_key)
+    test = _read_labelled(test_data, spec, energy_key, forces_key, stress_key) if test_data else []
+    w = FitWeights(energy=energy_weight, forces=forces_weight, stress=stress_weight, ridge=ridge)
+    t0 = time.perf_counter()
+    with click.progressbar(length=len(train), label="fitting", file=sys.stderr) as bar:
+        params = fit_linear(spec, train, w, progress=lambda i, n: bar.update(1))
+    dt = time.perf_counter() - t0
+    rows = {"train": errors(spec, params, train, be)}
+    if test:
+        rows["test"] = errors(spec, params, test, be)
+    click.echo(_error_table(rows))
+    click.echo(f"fitted {spec.n_features} features x {len(spec.species)} species on "
+               f"{len(train)} structures ({sum(len(a) for a in train)} atoms) in {dt:.1f} s")  # fmt: skip
+    meta = dict(meta)
+    meta.setdefault("history", []).append({
+        "command": "fit", "data": [str(d) for d in data], "test": [str(d) for d in test_data],
+        "weights": {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight, "ridge": ridge},
+        "errors": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })  # fmt: skip
+    out = output or model
+    save_model(out, spec, params, meta)
+    click.echo(f"wrote {out}")
+    if report:
+        with atomic_path(report) as tmp:
+            tmp.write_text(json.dumps(rows, indent=2))
+
+
+# ---------------------------------------------------------------------------------------
 # predict
 # ---------------------------------------------------------------------------------------
 
@@ -160,6 +290,7 @@ def _read_all(paths, spec):
 
     structs, names = [], []
     for p in paths:
+        p = resolve_structure_file(p)
         for k, a in enumerate(read_structures(p)):
             check_structure(a, f"{p}[{k}]", spec.species, min_distance=MIN_DISTANCE)
             structs.append(a)
@@ -182,10 +313,9 @@ def predict(model, structures, output, backend):
 
     from .atomic import atomic_path
     from .batch import make_batch
-    from .model import load_model
     from .registry import get_backend
 
-    spec, params, _ = load_model(model)
+    spec, params, _ = _load(model)
     be = get_backend(backend)
     structs, names = _read_all(structures, spec)
     if output and not output.endswith((".json", ".xyz", ".extxyz")):
@@ -280,14 +410,12 @@ def hessian(model, structure, supercell, output, backend):
 
     from .atomic import atomic_path
     from .batch import make_batch
-    from .io import read_structures
-    from .model import load_model
     from .registry import get_backend
 
-    spec, params, _ = load_model(model)
+    spec, params, _ = _load(model)
     be = get_backend(backend)
     unit = _read_all([structure], spec)[0][0]
-    smat = _supercell_matrix_from(structure, supercell)
+    smat = _supercell_matrix_from(resolve_structure_file(structure), supercell)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # phonopy's primitive_matrix='auto' notice
         ph = Phonopy(
