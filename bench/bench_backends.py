@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # Production-size Si model (706 features); kept in one place so JSON records it.
-SPEC_KW = dict(species=(14,), r_cut=5.0, n_radial=12, l_max=4, n_radial_4b=4, l_max_4b=3)
+SPEC_KW = {
+    "species": (14,),
+    "r_cut": 5.0,
+    "n_radial": 12,
+    "l_max": 4,
+    "n_radial_4b": 4,
+    "l_max_4b": 3,
+}
 A_SI = 5.43
 RATTLE = 0.01  # Å, ase.Atoms.rattle stdev
 W_SCALE = 1e-2  # std of the random linear readout weights (eV)
@@ -46,8 +54,6 @@ CONTAMINATED = 0.3  # other processes using more cores than this while timing: f
 
 
 def _maxrss_mib() -> float:
-    import resource
-
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
 
@@ -101,17 +107,30 @@ def _measure(fn, target_s: float, max_reps: int, min_sample: float) -> dict:
     until ``target_s`` of wall time has been spent or ``max_reps`` repeats were taken.
     """
     gc.collect()
-    w, c, _ = _once(fn)
-    number = max(1, int(math.ceil(min_sample / max(w, 1e-9))))
-    walls, cpus = ([w], [c]) if number == 1 else ([], [])
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t_start = time.perf_counter()
+    w, c, _ = _once(fn)
+    number = max(1, math.ceil(min_sample / max(w, 1e-9)))
+    if number == 1:  # the calibration call is a valid sample
+        walls, cpus, n_calls = [w], [c], 1
+    else:
+        walls, cpus, n_calls = [], [], 0
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        t_start = time.perf_counter()
     while len(walls) < max_reps and (not walls or time.perf_counter() - t_start < target_s):
         w0, c0 = time.perf_counter(), time.process_time()
         for _ in range(number):
             fn()
         walls.append((time.perf_counter() - w0) / number)
         cpus.append((time.process_time() - c0) / number)
+        n_calls += number
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    ut, st = ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime
     return {
+        # kernel (system) share of the CPU time and minor page faults per call, over the
+        # timed samples
+        "sys_frac": st / (ut + st) if n_calls and ut + st > 0 else None,
+        "minflt_per_call": (ru1.ru_minflt - ru0.ru_minflt) / n_calls if n_calls else None,
         "wall": statistics.median(walls),
         "cpu": statistics.median(cpus),
         "wall_min": min(walls),
@@ -248,7 +267,9 @@ def worker(cfg: dict) -> dict:
     ms = cfg["min_sample"]
     sys0, w0, c0 = _sys_busy(), time.perf_counter(), time.process_time()
     res["build"] = _phase(lambda: make_batch([atoms], spec), target, max_reps, ms, hwm_ok)
-    res["efs"] = _phase(lambda: be.energy_forces_stress(spec, params, batch), target, max_reps, ms, hwm_ok)
+    res["efs"] = _phase(
+        lambda: be.energy_forces_stress(spec, params, batch), target, max_reps, ms, hwm_ok
+    )
     res["hvp"] = _phase(lambda: be.hvp(spec, params, batch, v), target, max_reps, ms, hwm_ok)
     if do_hess:
         res["hessian"] = _phase(
@@ -261,7 +282,9 @@ def worker(cfg: dict) -> dict:
         res["steal_cores"] = (sys1[1] - sys0[1]) / (w1 - w0)
     res["timed_wall_s"] = w1 - w0
     peaks = [res["maxrss_after_warmup_mib"]] + [
-        res[k]["peak_mib"] for k in ("build", "efs", "hvp", "hessian") if k in res and res[k]["peak_mib"]
+        res[k]["peak_mib"]
+        for k in ("build", "efs", "hvp", "hessian")
+        if k in res and res[k]["peak_mib"]
     ]
     res["peak_mib"] = max(peaks)  # overall peak RSS of this process (incl. compile, first calls)
     res["maxrss_end_mib"] = _maxrss_mib()
@@ -288,10 +311,17 @@ def _machine_info(backends) -> dict:
         "numpy": numpy.__version__,
         "env": {
             k: os.environ[k]
-            for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "XLA_FLAGS", "JAX_PLATFORMS",
-                      "NUMBA_CACHE_DIR", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+            for k in (
+                "NUMBA_NUM_THREADS",
+                "OMP_NUM_THREADS",
+                "XLA_FLAGS",
+                "JAX_PLATFORMS",
+                "NUMBA_CACHE_DIR",
+                "MKL_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+            )
             if k in os.environ
-        },  # fmt: skip
+        },
     }
     try:
         with open("/proc/cpuinfo") as fh:
@@ -352,7 +382,9 @@ def _run_worker(cfg: dict, timeout: float, env_extra: dict) -> dict:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--_worker", json.dumps(cfg)]
         t0 = time.perf_counter()
         try:
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+            p = subprocess.run(
+                cmd, check=False, env=env, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             return {"cfg": cfg, "error": f"timed out after {timeout:.0f} s"}
         if p.returncode != 0 or not out.exists():
@@ -389,7 +421,9 @@ def derive(results: list) -> dict:
     """Ratios measured in this run: HVP/(E+F), growth with N, jax/numba."""
     by = {(r["cfg"]["backend"], r["cfg"]["n_atoms"]): r for r in results if "error" not in r}
     der = {"hvp_over_efs": {}, "growth": {}, "jax_over_numba": {}}
-    backends = sorted({b for b, _ in by}, key=lambda b: ["numba", "jax"].index(b) if b in ("numba", "jax") else 9)
+    backends = sorted(
+        {b for b, _ in by}, key=lambda b: ["numba", "jax"].index(b) if b in ("numba", "jax") else 9
+    )
     for (b, n), r in by.items():
         der["hvp_over_efs"][f"{b}:{n}"] = {
             "wall": _ratio(_get(r, "hvp"), _get(r, "efs")),
@@ -430,7 +464,7 @@ def _rel(a, b):
 
 
 def print_report(info, args, results, der, out=sys.stdout):
-    P = lambda *a: print(*a, file=out)  # noqa: E731
+    P = lambda *a: print(*a, file=out)
     line = "=" * 118
     P(line)
     P("pftlite backend benchmark")
@@ -449,7 +483,9 @@ def print_report(info, args, results, der, out=sys.stdout):
       f"x64={wk.get('jax_x64', '-')}")  # fmt: skip
     if info["env"]:
         P(f"env      : {info['env']}")
-    P(f"model    : Si, {SPEC_KW}, readout={args.readout}, F={results[0].get('n_features', '?') if results else '?'}")
+    P(
+        f"model    : Si, {SPEC_KW}, readout={args.readout}, F={results[0].get('n_features', '?') if results else '?'}"
+    )
     P(f"protocol : fresh subprocess per (backend, N); first call timed separately; median of "
       f"repeats (each >= {args.min_sample:g} s of calls) until >= {args.target_time:g} s or "
       f"{args.max_repeats} repeats; numba cache "
@@ -464,7 +500,9 @@ def print_report(info, args, results, der, out=sys.stdout):
 
     # ---- 1. steady-state timings
     P("")
-    P("1) Steady-state time per call (median; wall = perf_counter, cpu = process_time summed over threads)")
+    P(
+        "1) Steady-state time per call (median; wall = perf_counter, cpu = process_time summed over threads)"
+    )
     hdr = (f"{'backend':<8}{'N':>5}{'edges':>7}{'build':>9}{'E+F+S':>10}{'E+F+S':>10}"
            f"{'HVP':>10}{'HVP':>10}{'Hessian':>10}{'Hessian':>10}{'reps':>11}")  # fmt: skip
     sub = (f"{'':<8}{'':>5}{'':>7}{'wall ms':>9}{'wall ms':>10}{'cpu ms':>10}"
@@ -474,7 +512,9 @@ def print_report(info, args, results, der, out=sys.stdout):
     P("-" * len(hdr))
     for r in ok:
         c = r["cfg"]
-        reps = "/".join(str(r[k]["reps"]) if k in r else "-" for k in ("build", "efs", "hvp", "hessian"))
+        reps = "/".join(
+            str(r[k]["reps"]) if k in r else "-" for k in ("build", "efs", "hvp", "hessian")
+        )
         P(f"{c['backend']:<8}{r['n_atoms']:>5}{r['n_edges']:>7}"
           f"{_fmt(_ms(_get(r, 'build')), '.2f', 9)}"
           f"{_fmt(_ms(_get(r, 'efs')), '.2f', 10)}{_fmt(_ms(_get(r, 'efs', 'cpu')), '.2f', 10)}"
@@ -482,13 +522,17 @@ def print_report(info, args, results, der, out=sys.stdout):
           f"{_fmt(_get(r, 'hessian'), '.3f', 10)}{_fmt(_get(r, 'hessian', 'cpu'), '.3f', 10)}"
           f"{reps:>11}{' !' if (r.get('foreign_cores') or 0) > CONTAMINATED else ''}")  # fmt: skip
     if any((r.get("foreign_cores") or 0) > CONTAMINATED for r in ok):
-        P(f"   ! = other processes used > {CONTAMINATED} cores while this row was timed "
-          "(see 'other load' in table 2); its times are not trustworthy")
+        P(
+            f"   ! = other processes used > {CONTAMINATED} cores while this row was timed "
+            "(see 'other load' in table 2); its times are not trustworthy"
+        )
 
     # ---- 2. first calls
     P("")
     P("2) First call (includes Numba compile or cache load / JAX trace+compile), wall seconds;")
-    P("   other load = CPU cores used by other processes on the machine while this config was timed")
+    P(
+        "   other load = CPU cores used by other processes on the machine while this config was timed"
+    )
     hdr = (f"{'backend':<8}{'N':>5}{'import':>9}{'build':>9}{'E+F+S':>9}{'HVP':>9}{'Hessian':>9}"
            f"{'E+F 1st/steady':>16}{'proc total':>12}{'other load':>12}")  # fmt: skip
     P(hdr)
@@ -553,6 +597,23 @@ def print_report(info, args, results, der, out=sys.stdout):
           f"{_fmt(_get(r, 'efs', 'delta_mib'), '.1f', 8)}{_fmt(_get(r, 'hvp', 'delta_mib'), '.1f', 8)}"
           f"{_fmt(_get(r, 'hessian', 'delta_mib'), '.0f', 9)}")  # fmt: skip
 
+    # ---- 5b. kernel time / page faults
+    P("")
+    P(
+        "5b) Kernel share of CPU time (ru_stime / (ru_utime + ru_stime)) and minor page faults per call"
+    )
+    hdr = (f"{'backend':<8}{'N':>5}{'sys% E+F':>10}{'sys% HVP':>10}{'sys% Hess':>11}"
+           f"{'flt/E+F':>10}{'flt/HVP':>10}{'flt/Hess':>11}")  # fmt: skip
+    P(hdr)
+    P("-" * len(hdr))
+    pct = lambda x: None if x is None else 100.0 * x
+    for r in ok:
+        P(f"{r['cfg']['backend']:<8}{r['n_atoms']:>5}"
+          f"{_fmt(pct(_get(r, 'efs', 'sys_frac')), '.0f', 10)}{_fmt(pct(_get(r, 'hvp', 'sys_frac')), '.0f', 10)}"
+          f"{_fmt(pct(_get(r, 'hessian', 'sys_frac')), '.0f', 11)}"
+          f"{_fmt(_get(r, 'efs', 'minflt_per_call'), '.0f', 10)}{_fmt(_get(r, 'hvp', 'minflt_per_call'), '.0f', 10)}"
+          f"{_fmt(_get(r, 'hessian', 'minflt_per_call'), '.0f', 11)}")  # fmt: skip
+
     # ---- 6. consistency
     P("")
     P("6) Consistency (sanity, not a test): energy, |F|, |Hv| and checks on the full Hessian")
@@ -579,8 +640,10 @@ def print_report(info, args, results, der, out=sys.stdout):
             P(f"   {r['cfg']['backend']}:{r['cfg']['n_atoms']}: {r['error']}")
     skipped = [f"{r['cfg']['backend']}:{r['n_atoms']}" for r in ok if not r["cfg"]["hessian"]]
     if skipped:
-        P(f"Hessian not run ('-') for: {', '.join(skipped)} "
-          f"(--hessian-max-atoms {args.hessian_max_atoms}, --no-hessian, or --skip)")
+        P(
+            f"Hessian not run ('-') for: {', '.join(skipped)} "
+            f"(--hessian-max-atoms {args.hessian_max_atoms}, --no-hessian, or --skip)"
+        )
     P(line)
 
 
@@ -597,36 +660,79 @@ def _parse_skip(items):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 216, 512],
-                    help="atom counts, each 8*n^3 (Si diamond cubic cell repeated n x n x n)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[64, 216, 512],
+        help="atom counts, each 8*n^3 (Si diamond cubic cell repeated n x n x n)",
+    )
     ap.add_argument("--backends", nargs="+", default=["numba", "jax"], choices=["numba", "jax"])
     ap.add_argument("--readout", default="linear", choices=["linear", "mlp"])
     ap.add_argument("--json", help="write all raw and derived numbers to this JSON file")
-    ap.add_argument("--hessian-max-atoms", type=int, default=216,
-                    help="skip the full Hessian (3N HVPs) above this many atoms (default 216)")
+    ap.add_argument(
+        "--hessian-max-atoms",
+        type=int,
+        default=216,
+        help="skip the full Hessian (3N HVPs) above this many atoms (default 216)",
+    )
     ap.add_argument("--no-hessian", action="store_true", help="never time the full Hessian")
-    ap.add_argument("--hessian-chunk", type=int, default=None,
-                    help="columns per Hessian kernel call (default: each backend's own choice)")
-    ap.add_argument("--skip", nargs="+", metavar="BACKEND:N[:hessian]",
-                    help="skip a configuration entirely, or only its Hessian, e.g. jax:216:hessian")
-    ap.add_argument("--target-time", type=float, default=1.0,
-                    help="repeat each timed call until this much wall time is spent (s)")
+    ap.add_argument(
+        "--hessian-chunk",
+        type=int,
+        default=None,
+        help="columns per Hessian kernel call (default: each backend's own choice)",
+    )
+    ap.add_argument(
+        "--skip",
+        nargs="+",
+        metavar="BACKEND:N[:hessian]",
+        help="skip a configuration entirely, or only its Hessian, e.g. jax:216:hessian",
+    )
+    ap.add_argument(
+        "--target-time",
+        type=float,
+        default=1.0,
+        help="repeat each timed call until this much wall time is spent (s)",
+    )
     ap.add_argument("--max-repeats", type=int, default=5)
-    ap.add_argument("--min-sample", type=float, default=0.05,
-                    help="batch fast calls so that one timed repeat lasts at least this long (s)")
+    ap.add_argument(
+        "--min-sample",
+        type=float,
+        default=0.05,
+        help="batch fast calls so that one timed repeat lasts at least this long (s)",
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--numba-threads", type=int, default=None,
-                    help="set NUMBA_NUM_THREADS in the workers (default: numba's default)")
-    ap.add_argument("--cold-numba-cache", action="store_true",
-                    help="give each worker an empty NUMBA_CACHE_DIR so first calls include real compilation")
+    ap.add_argument(
+        "--numba-threads",
+        type=int,
+        default=None,
+        help="set NUMBA_NUM_THREADS in the workers (default: numba's default)",
+    )
+    ap.add_argument(
+        "--cold-numba-cache",
+        action="store_true",
+        help="give each worker an empty NUMBA_CACHE_DIR so first calls include real compilation",
+    )
     ap.add_argument("--timeout", type=float, default=900.0, help="per-configuration time limit (s)")
-    ap.add_argument("--wait-idle", type=float, default=60.0, metavar="S",
-                    help="before each configuration wait up to S seconds for other processes to "
-                         "use < 0.25 cores (0: do not wait)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="re-run a configuration this many times if other processes used more than "
-                         f"{CONTAMINATED} cores while it was timed")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="before each configuration wait up to S seconds for other processes to "
+        "use < 0.25 cores (0: do not wait)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="re-run a configuration this many times if other processes used more than "
+        f"{CONTAMINATED} cores while it was timed",
+    )
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -670,8 +776,11 @@ def main(argv=None):
                 if args.wait_idle > 0:
                     r["idle_load_before"] = idle
                 busy = r.get("foreign_cores") or 0.0
-                msg = r["error"].splitlines()[-1] if "error" in r else (
-                    f"{r['wall_subprocess']:.1f} s, other load {busy:.2f} cores")
+                msg = (
+                    r["error"].splitlines()[-1]
+                    if "error" in r
+                    else (f"{r['wall_subprocess']:.1f} s, other load {busy:.2f} cores")
+                )
                 print(f" {msg}", file=sys.stderr, flush=True)
                 if "error" in r or busy <= CONTAMINATED:
                     break

@@ -444,3 +444,17 @@ def adjoint_kernel(
                 tan_out[t, e, 0] = fx + M[k, 0, 0] * d0 + M[k, 0, 1] * d1 + M[k, 0, 2] * d2
                 tan_out[t, e, 1] = fy + M[k, 1, 0] * d0 + M[k, 1, 1] * d1 + M[k, 1, 2] * d2
                 tan_out[t, e, 2] = fz + M[k, 2, 0] * d0 + M[k, 2, 1] * d1 + M[k, 2, 2] * d2
+
+
+@nb.njit(parallel=True, **_opts)
+def scatter_edges(edge_i, edge_j, vals, out):
+    """out[t, j_e] += vals[t, e]; out[t, i_e] -= vals[t, e] for vals (m, E, 3) -> out (m, N, 3).
+
+    Parallel over t when m > 1; for m == 1 a serial loop (the edge loop has write races).
+    """
+    m = vals.shape[0]
+    for t in nb.prange(m):
+        for e in range(vals.shape[1]):
+            for a in range(3):
+                out[t, edge_j[e], a] += vals[t, e, a]
+                out[t, edge_i[e], a] -= vals[t, e, a]

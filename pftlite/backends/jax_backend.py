@@ -147,7 +147,9 @@ def hessian(spec, params, batch: Batch, columns=None, chunk: int | None = None) 
     N = batch.n_atoms
     cols = np.arange(3 * N) if columns is None else np.asarray(columns, dtype=np.int64)
     if chunk is None:
-        chunk = max(1, min(len(cols), int(256e6 // (8 * 3 * max(batch.n_edges, 1) * 3 * 8))))
+        # each vmapped column holds a few (E, K * L2) intermediates: keep a chunk near 256 MB
+        per_col = 8 * max(batch.n_edges, 1) * spec.n_radial * (spec.l_max + 1) ** 2 * 4
+        chunk = max(1, min(len(cols), int(256e6 // per_col)))
     p, g, x = _params(params), _graph(batch), jnp.asarray(batch.positions)
     out = np.empty((len(cols), N, 3))
     for s in range(0, len(cols), chunk):

@@ -64,14 +64,11 @@ def _adjoint(spec, batch, G, Gd, dr):
 
 def _scatter(batch, edge_vals):
     """Sum over edges of edge_vals (..., E, 3) into atoms: +at j, -at i -> (..., N, 3)."""
-    out = np.zeros(edge_vals.shape[:-2] + (batch.n_atoms, 3))
-    if edge_vals.ndim == 2:
-        np.add.at(out, batch.edge_j, edge_vals)
-        np.add.at(out, batch.edge_i, -edge_vals)
-    else:
-        for t in range(edge_vals.shape[0]):
-            out[t] = _scatter(batch, edge_vals[t])
-    return out
+    m = int(np.prod(edge_vals.shape[:-2], dtype=np.int64))
+    vals = np.ascontiguousarray(edge_vals.reshape(m, batch.n_edges, 3))
+    out = np.zeros((vals.shape[0], batch.n_atoms, 3))
+    kn.scatter_edges(batch.edge_i, batch.edge_j, vals, out)
+    return out.reshape(edge_vals.shape[:-2] + (batch.n_atoms, 3))
 
 
 def _edge_tangents(batch, v):
