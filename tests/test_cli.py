@@ -145,3 +145,24 @@ def test_unknown_backend(model_file, tmp_path):
     a = _bad(tmp_path, "si.extxyz", bulk("Si", "diamond", 5.43))
     res = run("predict", model_file, a, "--backend", "torch")
     assert res.exit_code == 2 and "unknown backend" in res.output
+
+
+def test_fit_command(tmp_path):
+    try:
+        fetch("mlearn/Si_test")
+    except DataUnavailable as exc:
+        pytest.skip(str(exc))
+    model = tmp_path / "si.npz"
+    assert run("init", model, "-s", "Si", "--n-radial", 4, "--l-max", 3, "--n-radial-4b", 2).exit_code == 0
+    report = tmp_path / "errors.json"
+    res = run("fit", model, "mlearn/Si_test", "--test", "mlearn/Si_test", "--report", report)
+    assert res.exit_code == 0, res.output
+    rows = json.loads(report.read_text())
+    assert rows["train"]["forces"]["mae"] < 0.2 and rows["test"] == rows["train"]
+    _, _, meta = load_model(model)
+    assert meta["history"][-1]["command"] == "fit"
+    # an MLP model cannot be least-squares fitted: clear error
+    mlp = tmp_path / "mlp.npz"
+    assert run("init", mlp, "-s", "Si", "--readout", "mlp").exit_code == 0
+    res = run("fit", mlp, "mlearn/Si_test")
+    assert res.exit_code == 2 and "linear" in res.output
