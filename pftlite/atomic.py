@@ -20,6 +20,9 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give a normal file's mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -4,7 +4,21 @@ An edge (i, j, S) means atom j in the periodic image displaced by the integer la
 S is within r_cut of atom i: ``r_ij = x_j - x_i + S @ cell``, ``|r_ij| < r_cut`` (excluding i == j with S == 0;
 overlapping atoms give zero-length edges, which :func:`pftlite.batch.make_batch` rejects).
 Every neighbour of i appears once per image, so small cells yield many edges to the same j.
-Edges come sorted by i (CSR: the edges of atom i are ``first[i]:first[i+1]``).
+Edges come sorted by i (CSR: the edges of atom i are ``first[i]:first[i+1]``), and within
+the segment of atom i by (j, S) lexicographically, so the output is fully deterministic.
+
+Algorithm: a cell list in fractional space, O(N) for large cells. Atoms are wrapped into the
+cell (fractional coordinates in [0, 1)) and binned into an ``nb[0] x nb[1] x nb[2]`` grid
+whose bins are at least ``r_cut / m[a]`` wide along each plane normal (plane spacing
+``d_a = V / |b x c|``). Any image of j within r_cut of i then lies at most ``m[a]`` bins away
+along axis a in the *unwrapped* (periodically repeated) bin lattice, so atom i visits the
+``prod(2 m + 1)`` unwrapped bins around its own; each unwrapped bin is one (wrapped bin,
+lattice image) pair, so every (j, S) is visited at most once, whatever the number of bins
+(cells thinner than r_cut simply get one bin and ``m[a] = ceil(r_cut / d_a)`` image layers
+along that axis). Shifts refer to the original, unwrapped positions:
+with ``x = x_wrapped + n @ cell``, ``S = S_wrapped + n_i - n_j``.
+Count and fill passes run in parallel over i (each i writes only its own CSR segment);
+small structures use the same kernel serially, avoiding thread start-up costs.
 """
 
 from __future__ import annotations
@@ -12,48 +26,169 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+# Bins per r_cut along each plane normal: bins of width >= r_cut / _BINS_PER_RCUT, and each atom
+# visits (2 * _BINS_PER_RCUT + 1)^3 bins. 2 visits a smaller volume than 1 (125 (r/2)^3 vs 27 r^3).
+_BINS_PER_RCUT = 2
+# Relative safety margin on r_cut for the bin geometry (covers round-off in binning).
+_MARGIN = 1e-8
+# At most this many bins per atom (plus a constant): bounds memory for huge sparse cells.
+_MAX_BINS_PER_ATOM = 4
+# Below this many atoms the kernels run serially (parallel start-up would dominate).
+_PARALLEL_MIN_ATOMS = 256
 
-@nb.njit(cache=True)
-def _count_or_fill(frac, cell, r_cut, fill, first, out_j, out_shift):
-    n = frac.shape[0]
-    rc2 = r_cut * r_cut
-    # plane spacings d_a = V / |b x c| etc: image range along a is |df_a + S_a| * d_a <= r_cut
+
+def _plane_spacings(cell):
+    """d_a = V / |b x c| (distance between lattice planes spanned by the other two vectors)."""
     vol = abs(np.linalg.det(cell))
     d = np.empty(3)
     for a in range(3):
-        b = cell[(a + 1) % 3]
-        c = cell[(a + 2) % 3]
-        cr = np.array([b[1] * c[2] - b[2] * c[1], b[2] * c[0] - b[0] * c[2], b[0] * c[1] - b[1] * c[0]])
-        d[a] = vol / np.sqrt(cr[0] ** 2 + cr[1] ** 2 + cr[2] ** 2)
+        cr = np.cross(cell[(a + 1) % 3], cell[(a + 2) % 3])
+        d[a] = vol / np.sqrt(cr @ cr)
+    return d
+
+
+def _grid(d, r_cut, n_atoms):
+    """Bins per axis nb (>= 1) and reach m (bins to visit either side) for plane spacings d."""
+    rc = r_cut * (1.0 + _MARGIN)
+    nbins = np.maximum(1, np.floor(_BINS_PER_RCUT * d / rc)).astype(np.int64)
+    cap = _MAX_BINS_PER_ATOM * n_atoms + 125
+    while int(np.prod(nbins)) > cap:  # coarser bins stay correct (m is recomputed below)
+        a = int(np.argmax(nbins))
+        nbins[a] = max(1, nbins[a] // 2)
+    reach = np.ceil(rc * nbins / d).astype(np.int64)
+    return nbins, reach
+
+
+@nb.njit(cache=True)
+def _bin_atoms(frac, nbins):
+    """Wrap and bin atoms. Returns (image n (N,3), bin index (N,), bin_start (B+1,), bin_atoms (N,)).
+
+    Atoms in a bin are listed in increasing index order.
+    """
+    n = frac.shape[0]
+    img = np.empty((n, 3), dtype=np.int64)
+    abin = np.empty(n, dtype=np.int64)
+    n_bins = nbins[0] * nbins[1] * nbins[2]
+    counts = np.zeros(n_bins + 1, dtype=np.int64)
+    for i in range(n):
+        b = 0
+        for a in range(3):
+            fl = np.floor(frac[i, a])
+            img[i, a] = int(fl)
+            ba = int((frac[i, a] - fl) * nbins[a])
+            if ba >= nbins[a]:  # frac - floor(frac) can round up to 1.0
+                ba = nbins[a] - 1
+            elif ba < 0:
+                ba = 0
+            b = b * nbins[a] + ba
+        abin[i] = b
+        counts[b + 1] += 1
+    bin_start = np.cumsum(counts)
+    pos = bin_start[:-1].copy()
+    bin_atoms = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        b = abin[i]
+        bin_atoms[pos[b]] = i
+        pos[b] += 1
+    return img, abin, bin_start, bin_atoms
+
+
+@nb.njit(cache=True)
+def _atom_edges(i, frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach, fill, k0, out_j, out_shift):
+    """Edges of atom i: returns their count; with fill, writes them to out_*[k0:] sorted by (j, S)."""
+    nb0 = nbins[0]
+    nb1 = nbins[1]
+    nb2 = nbins[2]
+    b = abin[i]
+    bi2 = b % nb2
+    bi1 = (b // nb2) % nb1
+    bi0 = b // (nb2 * nb1)
+    k = k0
+    for o0 in range(-reach[0], reach[0] + 1):
+        c0 = bi0 + o0
+        w0 = c0 % nb0
+        t0 = (c0 - w0) // nb0
+        for o1 in range(-reach[1], reach[1] + 1):
+            c1 = bi1 + o1
+            w1 = c1 % nb1
+            t1 = (c1 - w1) // nb1
+            for o2 in range(-reach[2], reach[2] + 1):
+                c2 = bi2 + o2
+                w2 = c2 % nb2
+                t2 = (c2 - w2) // nb2
+                wb = (w0 * nb1 + w1) * nb2 + w2
+                for p in range(bin_start[wb], bin_start[wb + 1]):
+                    j = bin_atoms[p]
+                    # image of j relative to the original (unwrapped) positions
+                    s0 = t0 + img[i, 0] - img[j, 0]
+                    s1 = t1 + img[i, 1] - img[j, 1]
+                    s2 = t2 + img[i, 2] - img[j, 2]
+                    f0 = (frac[j, 0] - frac[i, 0]) + s0
+                    f1 = (frac[j, 1] - frac[i, 1]) + s1
+                    f2 = (frac[j, 2] - frac[i, 2]) + s2
+                    rx = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
+                    ry = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
+                    rz = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
+                    r2 = rx * rx + ry * ry + rz * rz
+                    if r2 < rc2 and not (i == j and s0 == 0 and s1 == 0 and s2 == 0):
+                        if fill:
+                            out_j[k] = j
+                            out_shift[k, 0] = s0
+                            out_shift[k, 1] = s1
+                            out_shift[k, 2] = s2
+                        k += 1
+    if fill:  # insertion sort of the segment by (j, S0, S1, S2): deterministic, ~tens of edges
+        for q in range(k0 + 1, k):
+            jq = out_j[q]
+            q0 = out_shift[q, 0]
+            q1 = out_shift[q, 1]
+            q2 = out_shift[q, 2]
+            r = q - 1
+            while r >= k0:
+                jr = out_j[r]
+                if jr < jq:
+                    break
+                if jr == jq:
+                    r0 = out_shift[r, 0]
+                    if r0 < q0:
+                        break
+                    if r0 == q0:
+                        r1 = out_shift[r, 1]
+                        if r1 < q1 or (r1 == q1 and out_shift[r, 2] < q2):
+                            break
+                out_j[r + 1] = jr
+                out_shift[r + 1, 0] = out_shift[r, 0]
+                out_shift[r + 1, 1] = out_shift[r, 1]
+                out_shift[r + 1, 2] = out_shift[r, 2]
+                r -= 1
+            out_j[r + 1] = jq
+            out_shift[r + 1, 0] = q0
+            out_shift[r + 1, 1] = q1
+            out_shift[r + 1, 2] = q2
+    return k - k0
+
+
+@nb.njit(cache=True, parallel=True)
+def _edges_parallel(frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach, fill, first, out_j, out_shift):
+    n = frac.shape[0]
+    counts = np.zeros(n, dtype=np.int64)
+    for i in nb.prange(n):
+        k0 = first[i] if fill else 0
+        counts[i] = _atom_edges(
+            i, frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach, fill, k0, out_j, out_shift
+        )
+    return counts
+
+
+@nb.njit(cache=True)
+def _edges_serial(frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach, fill, first, out_j, out_shift):
+    n = frac.shape[0]
     counts = np.zeros(n, dtype=np.int64)
     for i in range(n):
-        k = first[i] if fill else 0
-        for j in range(n):
-            lo = np.empty(3, dtype=np.int64)
-            hi = np.empty(3, dtype=np.int64)
-            df = frac[j] - frac[i]
-            for a in range(3):
-                lo[a] = int(np.ceil(-r_cut / d[a] - df[a]))
-                hi[a] = int(np.floor(r_cut / d[a] - df[a]))
-            for s0 in range(lo[0], hi[0] + 1):
-                for s1 in range(lo[1], hi[1] + 1):
-                    for s2 in range(lo[2], hi[2] + 1):
-                        f0 = df[0] + s0
-                        f1 = df[1] + s1
-                        f2 = df[2] + s2
-                        rx = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
-                        ry = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
-                        rz = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
-                        r2 = rx * rx + ry * ry + rz * rz
-                        if r2 < rc2 and not (i == j and s0 == 0 and s1 == 0 and s2 == 0):
-                            if fill:
-                                out_j[k] = j
-                                out_shift[k, 0] = s0
-                                out_shift[k, 1] = s1
-                                out_shift[k, 2] = s2
-                                k += 1
-                            else:
-                                counts[i] += 1
+        k0 = first[i] if fill else 0
+        counts[i] = _atom_edges(
+            i, frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach, fill, k0, out_j, out_shift
+        )
     return counts
 
 
@@ -72,18 +207,24 @@ def neighbor_list(positions, cell, r_cut):
     j : (E,) int64, neighbour index
     shift : (E, 3) int64, lattice image S so that r_ij = x_j - x_i + S @ cell
     """
-    positions = np.ascontiguousarray(positions, dtype=np.float64)
-    cell = np.ascontiguousarray(cell, dtype=np.float64)
-    frac = positions @ np.linalg.inv(cell)
-    frac = np.ascontiguousarray(frac)
+    positions = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
+    cell = np.ascontiguousarray(cell, dtype=np.float64).reshape(3, 3)
+    r_cut = float(r_cut)
+    if not np.isfinite(r_cut):
+        raise ValueError(f"neighbor_list: r_cut must be finite, got {r_cut}")
     n = len(positions)
-    dummy_first = np.zeros(n + 1, dtype=np.int64)
-    counts = _count_or_fill(
-        frac, cell, float(r_cut), False, dummy_first, np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
-    )
+    if n == 0 or r_cut <= 0.0:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
+    frac = np.ascontiguousarray(positions @ np.linalg.inv(cell))
+    nbins, reach = _grid(_plane_spacings(cell), r_cut, n)
+    img, abin, bin_start, bin_atoms = _bin_atoms(frac, nbins)
+    kernel = _edges_parallel if n >= _PARALLEL_MIN_ATOMS else _edges_serial
+    rc2 = r_cut * r_cut
+    args = (frac, cell, rc2, img, abin, bin_start, bin_atoms, nbins, reach)
     first = np.zeros(n + 1, dtype=np.int64)
+    counts = kernel(*args, False, first, np.zeros(0, np.int64), np.zeros((0, 3), np.int64))
     np.cumsum(counts, out=first[1:])
     j = np.empty(first[-1], dtype=np.int64)
     shift = np.empty((first[-1], 3), dtype=np.int64)
-    _count_or_fill(frac, cell, float(r_cut), True, first, j, shift)
+    kernel(*args, True, first, j, shift)
     return first, j, shift

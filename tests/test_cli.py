@@ -166,3 +166,24 @@ def test_fit_command(tmp_path):
     assert run("init", mlp, "-s", "Si", "--readout", "mlp").exit_code == 0
     res = run("fit", mlp, "mlearn/Si_test")
     assert res.exit_code == 2 and "linear" in res.output
+
+
+def test_builtin_model_main_job(mp149, tmp_path):
+    """The README's main job: exact force constants of DFT Si with the built-in base model,
+    compared with the DFT force constants stored in the MDR file."""
+    import phonopy
+
+    out = tmp_path / "FORCE_CONSTANTS"
+    res = run("hessian", "si-mlearn", "mdr/mp-149", "-o", out)
+    assert res.exit_code == 0, res.output
+    from phonopy.file_IO import parse_FORCE_CONSTANTS
+
+    fc = parse_FORCE_CONSTANTS(str(out))
+    ph = phonopy.load(mp149, produce_fc=True, symmetrize_fc=True, is_compact_fc=False)
+    rmse = np.sqrt(((fc - ph.force_constants) ** 2).mean())
+    assert rmse < 0.1, rmse  # eV/Å²; DFT fc rms is ~1.1
+    ph.run_qpoints([[0, 0, 0]])
+    w_dft = ph.qpoints.frequencies[0][-1]
+    ph.force_constants = fc
+    ph.run_qpoints([[0, 0, 0]])
+    assert abs(ph.qpoints.frequencies[0][-1] - w_dft) < 1.5  # THz, base model before tuning

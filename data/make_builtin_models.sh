@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Rebuild the built-in models shipped in pftlite/data/ (needs ../shared/data or $PFTLITE_DATA).
+# si-mlearn: Si base model, linear readout, least squares on the mlearn (Zuo et al. 2020) PBE
+# Si training set (energies, forces, stresses), errors reported on its test set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=pftlite/data/si-mlearn.npz
+pftlite init "$out" --force -s Si --r-cut 5.0 --n-radial 12 --l-max 4 --n-radial-4b 4 --l-max-4b 3
+pftlite fit "$out" mlearn/Si_training --test mlearn/Si_test --report data/si-mlearn-errors.json
