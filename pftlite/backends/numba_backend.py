@@ -95,12 +95,20 @@ def energy_forces_stress(spec, params, batch: Batch) -> dict:
     return {"energy": energy, "forces": forces, "stress": stress}
 
 
-def _hvp_many(spec, params, batch, V):
-    """H V for atom vectors V (m, N, 3) -> (m, N, 3) eV/Å², plus dE/dr and site energies."""
+def _hvp_many(spec, params, batch, V, want_energy=False):
+    """H V for atom vectors V (m, N, 3) -> (m, N, 3) eV/Å², plus dE/dr and site energies.
+
+    For the linear readout G = dE/dB does not depend on B, so the descriptor pass is skipped
+    unless site energies are wanted (eps is then None).
+    """
     dr = _edge_tangents(batch, V)
-    B, Bd, _ = descriptors(spec, batch, dr if spec.readout == "mlp" else None)
-    eps, G = ro.value_and_grad(params, B, batch.species, spec.readout)
-    Gd = ro.grad_tangent(params, B, batch.species, spec.readout, Bd)
+    if spec.readout == "linear" and not want_energy:
+        eps, Gd = None, None
+        G = params["scale"] * params["w"][batch.species]
+    else:
+        B, Bd, _ = descriptors(spec, batch, dr if spec.readout == "mlp" else None)
+        eps, G = ro.value_and_grad(params, B, batch.species, spec.readout)
+        Gd = ro.grad_tangent(params, B, batch.species, spec.readout, Bd)
     dEdr, tan = _adjoint(spec, batch, G, Gd, dr)
     return _scatter(batch, tan), dEdr, eps
 
@@ -142,7 +150,7 @@ def predict_all(spec, params, batch: Batch, v=None) -> dict:
     """energy, forces, stress and (if v given, (N, 3)) hv = H v, sharing the descriptor pass."""
     if v is None:
         return energy_forces_stress(spec, params, batch)
-    hv, dEdr, eps = _hvp_many(spec, params, batch, np.asarray(v, dtype=np.float64)[None])
+    hv, dEdr, eps = _hvp_many(spec, params, batch, np.asarray(v, dtype=np.float64)[None], want_energy=True)
     return {
         "energy": np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures),
         "forces": -_scatter(batch, dEdr),
