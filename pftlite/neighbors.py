@@ -27,35 +27,45 @@ import numba as nb
 import numpy as np
 
 # Bins per r_cut along each plane normal: bins of width >= r_cut / _BINS_PER_RCUT, and each atom
-# visits (2 * _BINS_PER_RCUT + 1)^3 bins. 2 visits a smaller volume than 1 (125 (r/2)^3 vs 27 r^3).
-_BINS_PER_RCUT = 2
+# visits (2 * _BINS_PER_RCUT + 1)^3 bins. 2 visits a smaller volume (125 (r/2)^3 vs 27 r^3) but
+# was no faster for Si at r_cut = 5 Å (more, emptier bins), so the plain cell list is used.
+_BINS_PER_RCUT = 1
 # Relative safety margin on r_cut for the bin geometry (covers round-off in binning).
 _MARGIN = 1e-8
 # At most this many bins per atom (plus a constant): bounds memory for huge sparse cells.
 _MAX_BINS_PER_ATOM = 4
 # Below this many atoms the kernels run serially (parallel start-up would dominate).
-_PARALLEL_MIN_ATOMS = 256
+_PARALLEL_MIN_ATOMS = 64
 
 
-def _plane_spacings(cell):
-    """d_a = V / |b x c| (distance between lattice planes spanned by the other two vectors)."""
+@nb.njit(cache=True)
+def _grid(cell, r_cut, n_atoms):
+    """Bins per axis nb (>= 1) and reach m (bins to visit either side of an atom's own bin).
+
+    Uses the plane spacings d_a = V / |b x c| (distance between the lattice planes spanned by
+    the other two vectors); bins are >= r_cut / m_a wide along each plane normal.
+    """
     vol = abs(np.linalg.det(cell))
-    d = np.empty(3)
-    for a in range(3):
-        cr = np.cross(cell[(a + 1) % 3], cell[(a + 2) % 3])
-        d[a] = vol / np.sqrt(cr @ cr)
-    return d
-
-
-def _grid(d, r_cut, n_atoms):
-    """Bins per axis nb (>= 1) and reach m (bins to visit either side) for plane spacings d."""
     rc = r_cut * (1.0 + _MARGIN)
-    nbins = np.maximum(1, np.floor(_BINS_PER_RCUT * d / rc)).astype(np.int64)
+    d = np.empty(3)
+    nbins = np.empty(3, dtype=np.int64)
+    for a in range(3):
+        b = cell[(a + 1) % 3]
+        c = cell[(a + 2) % 3]
+        cx = b[1] * c[2] - b[2] * c[1]
+        cy = b[2] * c[0] - b[0] * c[2]
+        cz = b[0] * c[1] - b[1] * c[0]
+        d[a] = vol / np.sqrt(cx * cx + cy * cy + cz * cz)
+        nbins[a] = int(min(np.floor(_BINS_PER_RCUT * d[a] / rc), 1048576.0))  # no int64 overflow below
+        if nbins[a] < 1:
+            nbins[a] = 1
     cap = _MAX_BINS_PER_ATOM * n_atoms + 125
-    while int(np.prod(nbins)) > cap:  # coarser bins stay correct (m is recomputed below)
+    while nbins[0] * nbins[1] * nbins[2] > cap:  # coarser bins stay correct (reach follows)
         a = int(np.argmax(nbins))
         nbins[a] = max(1, nbins[a] // 2)
-    reach = np.ceil(rc * nbins / d).astype(np.int64)
+    reach = np.empty(3, dtype=np.int64)
+    for a in range(3):
+        reach[a] = int(np.ceil(rc * nbins[a] / d[a]))
     return nbins, reach
 
 
@@ -216,7 +226,7 @@ def neighbor_list(positions, cell, r_cut):
     if n == 0 or r_cut <= 0.0:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
     frac = np.ascontiguousarray(positions @ np.linalg.inv(cell))
-    nbins, reach = _grid(_plane_spacings(cell), r_cut, n)
+    nbins, reach = _grid(cell, r_cut, n)
     img, abin, bin_start, bin_atoms = _bin_atoms(frac, nbins)
     kernel = _edges_parallel if n >= _PARALLEL_MIN_ATOMS else _edges_serial
     rc2 = r_cut * r_cut
