@@ -11,12 +11,13 @@ from pftlite.testing import fd_convergence
 from conftest import crystals, random_params, small_spec
 
 CRYSTALS = crystals()
+PAIR = ("sic", "si")
 
 
 def _problem(readout):
     spec = small_spec(species=(14, 6), readout=readout)
     params = random_params(spec, seed=21)
-    batch = make_batch([CRYSTALS["sic"], CRYSTALS["si"]], spec)
+    batch = make_batch([CRYSTALS[name] for name in PAIR], spec)
     rng = np.random.default_rng(2)
     N = batch.n_atoms
     targets = Targets(
@@ -55,7 +56,7 @@ def test_hessian_term_is_column_error(numba_backend):
     errs = []
     for b, k in enumerate(targets.columns):
         sl = slice(batch.atom_offsets[b], batch.atom_offsets[b + 1])
-        one = make_batch([list(CRYSTALS.values())[[1, 0][b]]], spec)
+        one = make_batch([CRYSTALS[PAIR[b]]], spec)
         H = numba_backend.hessian(spec, params, one, columns=[k])[0]
         errs.append(np.abs(H - targets.hessian_columns[sl]))
     assert terms["hessian"] == pytest.approx(np.concatenate(errs).mean(), rel=1e-12)

@@ -89,10 +89,16 @@ def energy_forces_stress(spec, params, batch: Batch) -> dict:
     B, _, _ = descriptors(spec, batch)
     eps, G = ro.value_and_grad(params, B, batch.species, spec.readout)
     dEdr, _ = _adjoint(spec, batch, G, None, None)
-    energy = np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures)
-    forces = -_scatter(batch, dEdr)
-    stress = _virial(batch, dEdr) / batch.volumes[:, None, None]
-    return {"energy": energy, "forces": forces, "stress": stress}
+    return _efs_from(batch, eps, dEdr)
+
+
+def _efs_from(batch, eps, dEdr) -> dict:
+    """Energies, forces, stress from site energies (N,) and edge gradients dE/dr (E, 3)."""
+    return {
+        "energy": np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures),
+        "forces": -_scatter(batch, dEdr),
+        "stress": _virial(batch, dEdr) / batch.volumes[:, None, None],
+    }
 
 
 def _hvp_many(spec, params, batch, V, want_energy=False):
@@ -151,12 +157,7 @@ def predict_all(spec, params, batch: Batch, v=None) -> dict:
     if v is None:
         return energy_forces_stress(spec, params, batch)
     hv, dEdr, eps = _hvp_many(spec, params, batch, np.asarray(v, dtype=np.float64)[None], want_energy=True)
-    return {
-        "energy": np.bincount(batch.atom_struct, weights=eps, minlength=batch.n_structures),
-        "forces": -_scatter(batch, dEdr),
-        "stress": _virial(batch, dEdr) / batch.volumes[:, None, None],
-        "hv": hv[0],
-    }
+    return {**_efs_from(batch, eps, dEdr), "hv": hv[0]}
 
 
 def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec):
