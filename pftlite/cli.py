@@ -146,14 +146,15 @@ def init(model, species, r_cut, n_radial, l_max, n_radial_4b, l_max_4b, envelope
 
 
 def _describe(spec, params, meta) -> dict:
+    from .model import trainable_keys
+
     body = np.bincount(spec.tables.feature_body, minlength=5)
-    from .model import TRAINABLE
 
     return {
         "spec": spec.to_dict(),
         "n_features": int(spec.n_features),
         "features_by_body_order": {"2": int(body[2]), "3": int(body[3]), "4": int(body[4])},
-        "n_trainable_parameters": int(sum(np.size(params[k]) for k in TRAINABLE if k in params)),
+        "n_trainable_parameters": int(sum(np.size(params[k]) for k in trainable_keys(spec))),
         "metadata": meta,
     }
 
@@ -188,16 +189,17 @@ def info(model, as_json):
 # ---------------------------------------------------------------------------------------
 
 
+def _metric(r: dict, quantity: str, stat: str, factor: float = 1.0) -> float:
+    return r[quantity][stat] * factor if quantity in r else float("nan")
+
+
 def _error_table(rows: dict) -> str:
     lines = [f"{'set':<10} {'E MAE':>10} {'E RMSE':>10} {'F MAE':>9} {'F RMSE':>9} {'S MAE':>8} {'S RMSE':>8}",
              f"{'':<10} {'meV/atom':>10} {'meV/atom':>10} {'eV/Å':>9} {'eV/Å':>9} {'GPa':>8} {'GPa':>8}"]  # fmt: skip
     for name, r in rows.items():
-        def g(q, k, f=1.0):
-            return r[q][k] * f if q in r else float("nan")
-
-        lines.append(f"{name:<10} {g('energy', 'mae', 1e3):>10.2f} {g('energy', 'rmse', 1e3):>10.2f} "
-                     f"{g('forces', 'mae'):>9.4f} {g('forces', 'rmse'):>9.4f} "
-                     f"{g('stress', 'mae'):>8.3f} {g('stress', 'rmse'):>8.3f}")  # fmt: skip
+        lines.append(f"{name:<10} {_metric(r, 'energy', 'mae', 1e3):>10.2f} {_metric(r, 'energy', 'rmse', 1e3):>10.2f} "
+                     f"{_metric(r, 'forces', 'mae'):>9.4f} {_metric(r, 'forces', 'rmse'):>9.4f} "
+                     f"{_metric(r, 'stress', 'mae'):>8.3f} {_metric(r, 'stress', 'rmse'):>8.3f}")  # fmt: skip
     return "\n".join(lines)
 
 

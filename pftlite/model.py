@@ -40,6 +40,11 @@ FORMAT_VERSION = 1
 TRAINABLE = ("e0", "w", "W1", "b1", "w2")
 
 
+def trainable_keys(spec) -> tuple[str, ...]:
+    """The parameter keys a training gradient covers for this spec (mean/scale are fixed)."""
+    return TRAINABLE if spec.readout == "mlp" else ("e0", "w")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Hyperparameters of the many-body potential (see :mod:`pftlite.basis`).

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from ..basis import radial_basis  # noqa: E402
 from ..batch import Batch  # noqa: E402
 from ..loss import LossSpec, Targets, column_vectors, loss_value  # noqa: E402
+from ..model import trainable_keys  # noqa: E402
 from ..readout import site_energy  # noqa: E402
 
 NAME = "jax"
@@ -162,12 +163,6 @@ def hessian(spec, params, batch: Batch, columns=None, chunk: int | None = None) 
     return out.reshape(N, 3, N, 3).transpose(2, 0, 3, 1).copy()
 
 
-def _trainable(spec):
-    from ..model import TRAINABLE
-
-    return tuple(k for k in TRAINABLE if spec.readout == "mlp" or k in ("e0", "w"))
-
-
 @functools.partial(jax.jit, static_argnums=(0, 5, 6))
 def _loss_jit(spec, train, fixed, g, positions, n_struct, lspec, tg, v):
     n_atoms = jax.ops.segment_sum(jnp.ones(positions.shape[0]), g["atom_struct"], num_segments=n_struct)
@@ -187,7 +182,7 @@ def _loss_jit(spec, train, fixed, g, positions, n_struct, lspec, tg, v):
 
 def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec):
     """Training loss, gradient w.r.t. trainable params, per-term values (see numba backend)."""
-    keys = _trainable(spec)
+    keys = trainable_keys(spec)
     train = {k: jnp.asarray(params[k]) for k in keys}
     fixed = {k: jnp.asarray(v) for k, v in params.items() if k not in keys}
     tg = Targets(

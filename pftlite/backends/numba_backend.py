@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import readout as ro
 from ..batch import Batch
-from ..loss import LossSpec, Targets, loss_adjoints, loss_value
+from ..loss import LossSpec, Targets, column_vectors, loss_adjoints, loss_value
 from . import _numba_kernels as kn
 
 NAME = "numba"
@@ -166,11 +166,7 @@ def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec)
     Returns (loss: float, grads: dict of arrays shaped like params' trainable keys,
     terms: dict of per-term loss values).
     """
-    v = None
-    if lspec.hessian:
-        from ..loss import column_vectors
-
-        v = column_vectors(batch, targets.columns)
+    v = column_vectors(batch, targets.columns) if lspec.hessian else None
     pred = predict_all(spec, params, batch, v)
     n_atoms = batch.n_atoms_per_structure.astype(np.float64)
     loss, terms = loss_value(lspec, pred, targets, n_atoms)
