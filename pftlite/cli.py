@@ -619,5 +619,198 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
     click.echo(f"wrote {out_dir}/summary.json, summary.csv and one JSON per material")
 
 
+
+# ---------------------------------------------------------------------------------------
+# tune
+# ---------------------------------------------------------------------------------------
+
+TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",), "test": ("mlearn/Si_test",)}
+TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
+             "lr", "weight_decay", "clip_norm", "ema_decay", "hessian_weight", "upstream_val_fraction",
+             "phonons", "upstream", "test")  # fmt: skip
+
+
+def _read_config(path) -> dict:
+    """A TOML or YAML file of `pftlite tune` settings (keys as the long options, '-' or '_')."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(p.read_text())
+        else:
+            import yaml
+
+            data = yaml.safe_load(p.read_text())
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+        raise InputError(f"{path}: not a readable config ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: config must be a table/mapping of settings")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(TUNE_KEYS))
+    if unknown:
+        raise InputError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(TUNE_KEYS)})")
+    return data
+
+
+def _tune_table(rows: dict) -> str:
+    head = (f"{'':<22}{'ω_max K':>10}{'ΔS':>9}{'ΔF':>9}{'ΔC_V':>9}{'fc RMSE':>9}{'freq MAE':>10}"
+            f"{'test E meV/at':>15}{'test F eV/Å':>13}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for label, r in rows.items():
+        e = r.get("errors") or {}
+        t = r.get("test") or {}
+        lines.append(
+            f"{label:<22}{_fmt(e.get('omega_max_K'), '+.1f'):>10}{_fmt(e.get('S'), '+.3f'):>9}"
+            f"{_fmt(e.get('F'), '+.3f'):>9}{_fmt(e.get('C_V'), '+.3f'):>9}{_fmt(e.get('fc_rmse'), '.4f'):>9}"
+            f"{_fmt(e.get('freq_mae_THz'), '.3f'):>10}"
+            f"{_fmt(t.get('energy', {}).get('mae', None) and 1e3 * t['energy']['mae'], '.2f'):>15}"
+            f"{_fmt(t.get('forces', {}).get('mae'), '.4f'):>13}"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("model", required=False, default="si-mlearn")
+@click.option("--phonons", "phonon_refs", multiple=True,
+              help="DFT phonon references (MDR yaml, phonopy folder/yaml, dataset name). "
+                   "Default for the built-in si-mlearn: mdr/mp-149.")  # fmt: skip
+@click.option("--upstream", multiple=True, help="Upstream E/F/S data for co-training (extxyz, mlearn JSON, dataset "
+              "name). Default for si-mlearn: mlearn/Si_training.")  # fmt: skip
+@click.option("--test", "test_data", multiple=True, help="Held-out E/F/S data for the before/after table "
+              "(default for si-mlearn: mlearn/Si_test).")  # fmt: skip
+@click.option("--output", "-o", "run_dir", type=click.Path(file_okay=False),
+              help="Run folder (default tune-<model>): checkpoint, logs, loss.png, tuned.npz.")  # fmt: skip
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML settings file; flags win.")
+@click.option("--epochs", type=int, help="Epochs [20].")
+@click.option("--steps-per-epoch", type=int, help="Phonon steps per epoch [one pass over the upstream data].")
+@click.option("--k-upstream", type=int, help="Upstream batches per phonon batch; 0 = no co-training [4].")
+@click.option("--upstream-batch", type=int, help="Structures per upstream batch [8].")
+@click.option("--phonon-batch", type=int, help="Phonon structures per step [1].")
+@click.option("--sampler", type=click.Choice(["uniform", "symmetry"]), help="Hessian-column sampler [uniform].")
+@click.option("--seed", type=int, help="Seed of every random choice [0].")
+@click.option("--lr", type=float, help="AdamW step size [3e-4].")
+@click.option("--weight-decay", type=float, help="Decoupled weight decay [0].")
+@click.option("--clip-norm", type=float, help="Global gradient-norm clip [10].")
+@click.option("--ema-decay", type=float, help="EMA decay per update [0.99].")
+@click.option("--hessian-weight", type=float, help="Weight of the Hessian-column MAE on phonon data [100].")
+@click.option("--upstream-val-fraction", type=float, help="Held-out share of the upstream data [0.1].")
+@click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
+@click.option("--evaluate/--no-evaluate", default=True, show_default=True,
+              help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
+@BACKEND_OPTION
+@user_errors
+def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart, evaluate, backend, **flags):
+    """Phonon fine-tuning of MODEL: one sampled DFT Hessian column per phonon structure per step
+    (one HVP), co-trained on upstream energies/forces/stresses. Resumes from the run folder's
+    checkpoint. With no arguments: the built-in si-mlearn on mdr/mp-149 + mlearn Si."""
+    import dataclasses
+
+    from .atomic import atomic_path
+    from .io import check_structure
+    from .model import save_model
+    from .optim import AdamWConfig
+    from .phonon_runs import file_sha256, write_json
+    from .phonons import PhononProtocol
+    from .phonons import evaluate as evaluate_material
+    from .registry import get_backend
+    from .tune import TuneConfig, phonon_items
+    from .tune import tune as run_tune
+
+    settings = _read_config(config_file) if config_file else {}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    lists = {"phonons": phonon_refs, "upstream": upstream, "test": test_data}
+    for k, v in lists.items():
+        if v:
+            settings[k] = list(v)
+    model_path = resolve_model(model)
+    if model_path.stem == "si-mlearn":
+        for k, v in TUNE_DEFAULTS.items():
+            settings.setdefault(k, list(v))
+    if not settings.get("phonons"):
+        raise InputError("tune: no phonon data (--phonons)")
+    spec, params, meta = _load(model)
+    be = get_backend(backend)
+    base = TuneConfig()
+    opt = AdamWConfig(lr=float(settings.get("lr", 3e-4)), weight_decay=float(settings.get("weight_decay", 0.0)),
+                      clip_norm=float(settings.get("clip_norm", 10.0)))  # fmt: skip
+    plain = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
+             "ema_decay", "upstream_val_fraction")  # fmt: skip
+    cfg = dataclasses.replace(
+        base,
+        **{k: settings[k] for k in plain if k in settings},
+        optimizer=opt,
+        phonon_loss=dataclasses.replace(base.phonon_loss, hessian=float(settings.get("hessian_weight", 100.0))),
+    )
+    if cfg.epochs < 1 or cfg.k_upstream < 0 or cfg.upstream_batch < 1 or cfg.phonon_batch < 1 or opt.lr <= 0:
+        raise InputError("tune: epochs, upstream/phonon batch and lr must be positive, k-upstream >= 0")
+    refs = _load_references(settings["phonons"], spec)
+    up = _read_labelled(settings["upstream"], spec, "energy", "forces", "stress") if settings.get("upstream") else []
+    if cfg.k_upstream and not up:
+        raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
+    test = _read_labelled(settings["test"], spec, "energy", "forces", "stress") if settings.get("test") else []
+    for k, a in enumerate(up):
+        check_structure(a, f"upstream[{k}]", spec.species)
+    run_dir = Path(run_dir or f"tune-{model_path.stem}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if restart and (run_dir / "checkpoint.npz").exists():
+        (run_dir / "checkpoint.npz").unlink()
+    items = phonon_items(refs)
+    click.echo(f"tune {model_path.name}: {len(items)} phonon structure(s) "
+               f"({', '.join(f'{it.name} {len(it.atoms)} atoms' for it in items)}), {len(up)} upstream, "
+               f"sampler {cfg.sampler}, K={cfg.k_upstream}, backend {backend} -> {run_dir}/", err=True)  # fmt: skip
+    t0 = time.perf_counter()
+    with click.progressbar(length=cfg.epochs, label="tuning", file=sys.stderr,
+                           item_show_func=lambda s: s or "") as bar:  # fmt: skip
+        last = {"epoch": None}
+
+        def progress(epoch, step, n_steps, row):
+            if step == n_steps - 1 and last["epoch"] != epoch:
+                last["epoch"] = epoch
+                bar.update(1, f"epoch {epoch} hessian {row.get('hessian', float('nan')):.4f}")
+
+        state = run_tune(spec, params, be, items, up, cfg, run_dir=run_dir, progress=progress)
+    dt = time.perf_counter() - t0
+    tuned = state["best"]
+    # logs
+    cols = ["epoch", "step", "update", "kind", "loss", "energy", "forces", "stress", "hessian", "grad_norm"]
+    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in state["log"]]
+    with atomic_path(run_dir / "log.csv") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    record = {"config": cfg.to_dict(), "data": {k: [str(x) for x in settings.get(k, [])] for k in lists},
+              "split": state["split"], "steps_per_epoch": state["steps_per_epoch"], "best_epoch": state["best_epoch"],
+              "best_phonon_loss": state["best_loss"], "val_log": state["val_log"], "seconds": dt,
+              "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend}  # fmt: skip
+    write_json(run_dir / "log.json", record)
+    try:
+        from .plots import plot_training
+
+        plot_training(state["log"], state["val_log"], run_dir / "loss.png", title=f"PFT of {model_path.stem}")
+    except InputError:
+        pass  # no matplotlib: the CSV/JSON logs stay
+    meta = dict(meta)
+    keep = ("config", "data", "split", "best_epoch", "best_phonon_loss", "base_model", "backend")
+    provenance = {"command": "tune", **{k: record[k] for k in keep}, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta.setdefault("history", []).append(provenance)
+    out_model = run_dir / "tuned.npz"
+    save_model(out_model, spec, tuned, meta)
+    click.echo(f"{cfg.epochs} epochs x {state['steps_per_epoch']} phonon steps in {dt:.1f} s; best EMA at epoch "
+               f"{state['best_epoch']} (full-Hessian MAE {state['val_log'][0]['phonon_loss']:.4f} -> "
+               f"{state['best_loss']:.4f} eV/Å²); wrote {out_model}")  # fmt: skip
+    if evaluate:
+        from .fit import errors
+
+        rows = {}
+        for label, prm in (("base", params), ("tuned", tuned)):
+            for ref in refs:
+                r = evaluate_material(spec, prm, backend, ref, PhononProtocol())
+                r["test"] = errors(spec, prm, test, be) if test else {}
+                rows[f"{label} {ref.name}"] = r
+        click.echo(_tune_table(rows))
+        click.echo("errors model - DFT at 300 K: ω_max K, S and C_V J/K/mol, F kJ/mol; fc RMSE eV/Å², "
+                   "freq MAE THz at commensurate q; test: upstream held-out MAE")  # fmt: skip
+        write_json(run_dir / "evaluation.json", rows)
+
+
 if __name__ == "__main__":
     main()

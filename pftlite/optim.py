@@ -1,0 +1,66 @@
+"""AdamW with decoupled weight decay, global-norm gradient clipping and a parameter EMA.
+
+Functional: ``state = adamw_init(params)``; ``params, state, info = adamw_step(cfg, params,
+grads, state)``; ``ema = ema_update(ema, params, decay)``. Dicts of float64 NumPy arrays in,
+new dicts out; identical arithmetic for gradients from either backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AdamWConfig:
+    """lr: step size (parameter units); weight_decay: decoupled, per step × lr, not applied
+    to ``no_decay`` keys; clip_norm: max global gradient norm (0 = off)."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    clip_norm: float = 10.0
+    no_decay: tuple = ("e0",)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["no_decay"] = list(self.no_decay)
+        return d
+
+
+def adamw_init(params: dict, keys) -> dict:
+    """Optimizer state for ``keys`` of ``params``: step count t and moments m, v."""
+    return {"t": 0, "m": {k: np.zeros_like(params[k]) for k in keys}, "v": {k: np.zeros_like(params[k]) for k in keys}}
+
+
+def global_norm(grads: dict) -> float:
+    return float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+
+
+def adamw_step(cfg: AdamWConfig, params: dict, grads: dict, state: dict):
+    """One AdamW update of the keys in ``grads``. Returns (params, state, info) with info
+    ``grad_norm`` (before clipping) and ``clipped`` (bool)."""
+    norm = global_norm(grads)
+    factor = cfg.clip_norm / norm if cfg.clip_norm and norm > cfg.clip_norm else 1.0
+    t = state["t"] + 1
+    new_p, new_m, new_v = dict(params), {}, {}
+    for k, g in grads.items():
+        g = g * factor
+        m = cfg.beta1 * state["m"][k] + (1.0 - cfg.beta1) * g
+        v = cfg.beta2 * state["v"][k] + (1.0 - cfg.beta2) * g * g
+        mhat = m / (1.0 - cfg.beta1**t)
+        vhat = v / (1.0 - cfg.beta2**t)
+        p = params[k]
+        if cfg.weight_decay and k not in cfg.no_decay:
+            p = p * (1.0 - cfg.lr * cfg.weight_decay)
+        new_p[k] = p - cfg.lr * mhat / (np.sqrt(vhat) + cfg.eps)
+        new_m[k], new_v[k] = m, v
+    return new_p, {"t": t, "m": new_m, "v": new_v}, {"grad_norm": norm, "clipped": factor < 1.0}
+
+
+def ema_update(ema: dict, params: dict, decay: float) -> dict:
+    """Exponential moving average of the arrays in ``ema``: decay * ema + (1 - decay) * params."""
+    return {k: decay * v + (1.0 - decay) * params[k] for k, v in ema.items()}
