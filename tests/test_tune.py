@@ -13,7 +13,14 @@ from pftlite.datasets import fetch, local_path
 from pftlite.loss import LossSpec
 from pftlite.optim import AdamWConfig, adamw_init, adamw_step, ema_update
 from pftlite.samplers import hessian_from_irreducible, sample_columns
-from pftlite.tune import TuneConfig, full_hessian_errors, load_checkpoint, phonon_items, phonon_targets, tune
+from pftlite.tune import (
+    TuneConfig,
+    full_hessian_errors,
+    load_checkpoint,
+    phonon_items,
+    phonon_targets,
+    tune,
+)
 
 ROOT = Path(__file__).parents[1]
 
@@ -89,7 +96,7 @@ def test_adamw_clipping_and_decoupled_decay():
     p = {"e0": np.array([1.0]), "w": np.array([2.0, -2.0])}
     g = {"e0": np.array([30.0]), "w": np.array([40.0, 0.0])}
     cfg = AdamWConfig(lr=0.1, weight_decay=0.5, clip_norm=5.0)
-    new, st, info = adamw_step(cfg, p, g, adamw_init(p, ("e0", "w")))
+    new, _, info = adamw_step(cfg, p, g, adamw_init(p, ("e0", "w")))
     assert info["clipped"] and info["grad_norm"] == 50.0
     # first Adam step moves each nonzero-gradient entry by lr (sign of g); decay only on w
     assert np.isclose(new["e0"][0], 1.0 - 0.1)
@@ -100,8 +107,8 @@ def test_adamw_clipping_and_decoupled_decay():
 
 
 def _cfg(**kw):
-    base = dict(epochs=3, steps_per_epoch=2, k_upstream=1, upstream_batch=4, upstream_val_fraction=0.25,
-                optimizer=AdamWConfig(lr=3e-4))  # fmt: skip
+    base = {"epochs": 3, "steps_per_epoch": 2, "k_upstream": 1, "upstream_batch": 4,
+            "upstream_val_fraction": 0.25, "optimizer": AdamWConfig(lr=3e-4)}  # fmt: skip
     return TuneConfig(**{**base, **kw})
 
 
@@ -155,7 +162,7 @@ def test_cli_tune_with_config_writes_a_tuned_model(si, tmp_path):
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     assert "base mp-149" in res.output and "tuned mp-149" in res.output
-    spec, params, meta = load_model(out / "tuned.npz")
+    _, params, meta = load_model(out / "tuned.npz")
     prov = meta["history"][-1]
     assert prov["command"] == "tune" and prov["config"]["epochs"] == 2 and prov["data"]["phonons"] == ["mdr/mp-149"]
     log = json.loads((out / "log.json").read_text())
