@@ -800,13 +800,24 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     if evaluate:
         from .fit import errors
 
-        rows = {}
+        rows, curves = {}, {ref.name: {} for ref in refs}
         for label, prm in (("base", params), ("tuned", tuned)):
             for ref in refs:
-                r = evaluate_material(spec, prm, backend, ref, PhononProtocol())
+                r = evaluate_material(spec, prm, backend, ref, PhononProtocol(), keep=True)
+                phs = r.pop("_phonopy")
+                curves[ref.name].setdefault("DFT", phs["DFT"])
+                if "model" in phs:
+                    curves[ref.name][label] = phs["model"]
                 r["test"] = errors(spec, prm, test, be) if test else {}
                 rows[f"{label} {ref.name}"] = r
         click.echo(_tune_table(rows))
+        try:
+            from .plots import plot_bands_dos
+
+            for name, phs in curves.items():
+                plot_bands_dos(phs, run_dir / f"bands-{name}.png", title=f"{name}: DFT, base and tuned {model_path.stem}")
+        except InputError:
+            pass  # no matplotlib
         click.echo("errors model - DFT at 300 K: ω_max K, S and C_V J/K/mol, F kJ/mol; fc RMSE eV/Å², "
                    "freq MAE THz at commensurate q; test: upstream held-out MAE")  # fmt: skip
         write_json(run_dir / "evaluation.json", rows)

@@ -170,6 +170,7 @@ def test_cli_tune_with_config_writes_a_tuned_model(si, tmp_path):
     assert (out / "log.csv").read_text().startswith("epoch,step,update,kind,loss")
     if (out / "loss.png").exists():
         assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "bands-mp-149.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun resumes from the final checkpoint: same model
     res = CliRunner().invoke(main, [*args, "--no-evaluate"])
     assert res.exit_code == 0, res.output
