@@ -83,3 +83,14 @@ def crystals():
     low.set_scaled_positions([[0.0, 0.0, 0.0], [0.26, 0.24, 0.27], [0.5, 0.52, 0.03],
                               [0.72, 0.27, 0.55], [0.24, 0.74, 0.51]])
     return {"si": si, "sic": sic, "tiny": tiny, "low_symmetry": low}
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Make any download attempt fail fast: no test touches the network."""
+    import pooch
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("network disabled in tests")
+
+    monkeypatch.setattr(pooch, "retrieve", refuse)

@@ -29,17 +29,6 @@ from pftlite.io import (
 from pftlite.units import GPA_PER_EV_A3
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Make any download attempt fail fast: tests never touch the network."""
-    import pooch
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network disabled in tests")
-
-    monkeypatch.setattr(pooch, "retrieve", refuse)
-
-
 def data(name: str):
     """Local path of a registered dataset, or skip the test with the reason."""
     try:

@@ -21,17 +21,6 @@ FCC = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 NACL = ("phonopy_disp.yaml", "FORCE_SETS", "BORN")
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Make any download attempt fail fast: tests never touch the network."""
-    import pooch
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("network disabled in tests")
-
-    monkeypatch.setattr(pooch, "retrieve", refuse)
-
-
 def data(name: str):
     """Local path of a registered dataset, or skip the test."""
     if datasets.data_root() is None:

@@ -7,7 +7,6 @@ import dataclasses
 import importlib.util
 import json
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -136,38 +135,20 @@ def test_properties_from_analytic_and_displacement_fc_agree(si_model, mp149):
 def test_model_path_equals_phonopy_own_pipeline(si_model, mp149):
     """Oracle: phonopy fed the same model forces through an ASE calculator (the published
     MDR script's steps) gives the same ω_max, F, S, C_V as pftlite's displacement route."""
-    import phonopy
     from phonopy.harmonic.dynmat_to_fc import get_commensurate_points
 
-    from pftlite.calculator import PftliteCalculator
+    from pftlite.testing import phonopy_pipeline
 
     spec, params = si_model
     proto = PhononProtocol(relax=RelaxSettings(fmax=0.005), fc="displacement")
     ours, _, _ = model_properties(spec, params, "numba", mp149, proto)
     assert ours["status"] == "ok" and ours["relax"]["symmetry_kept"]
 
-    from phonopy.structure.atoms import PhonopyAtoms
+    from ase import Atoms
 
-    unit = PhonopyAtoms(symbols=list(mp149.unitcell.get_chemical_symbols()), cell=ours["cell"],
-                        scaled_positions=ours["scaled_positions"], masses=mp149.unitcell.get_masses())  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ph = phonopy.Phonopy(unit, supercell_matrix=mp149.supercell_matrix, primitive_matrix=mp149.primitive_matrix)
-        ph.generate_displacements(distance=0.01, is_diagonal=False)
-        calc = PftliteCalculator(spec, params)
-        forces = []
-        for sc in ph.supercells_with_displacements:
-            from ase import Atoms
-
-            a = Atoms(sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True)
-            a.calc = calc
-            f = a.get_forces()
-            forces.append(f - f.mean(axis=0))
-        ph.forces = forces
-        ph.produce_force_constants()
-        ph.symmetrize_force_constants()
-        ph.run_mesh(100.0)
-        ph.run_thermal_properties(temperatures=[0, 75, 150, 300, 600], exclude_gamma_acoustic=True)
+    relaxed = Atoms(mp149.unitcell.get_chemical_symbols(), cell=ours["cell"], scaled_positions=ours["scaled_positions"],
+                    masses=mp149.unitcell.get_masses(), pbc=True)  # fmt: skip
+    ph = phonopy_pipeline(spec, params, relaxed, mp149.supercell_matrix, mp149.primitive_matrix)
     tp = ph.thermal_properties
     assert abs(tp.entropy[3] - ours["S"]) < 1e-8
     assert abs(tp.free_energy[3] - ours["F"]) < 1e-8
