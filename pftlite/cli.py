@@ -707,7 +707,6 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     import dataclasses
 
     from .atomic import atomic_path
-    from .io import check_structure
     from .model import save_model
     from .optim import AdamWConfig
     from .phonon_runs import file_sha256, write_json
@@ -749,8 +748,6 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     if cfg.k_upstream and not up:
         raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
     test = _read_labelled(settings["test"], spec, "energy", "forces", "stress") if settings.get("test") else []
-    for k, a in enumerate(up):
-        check_structure(a, f"upstream[{k}]", spec.species)
     run_dir = Path(run_dir or f"tune-{model_path.stem}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if restart and (run_dir / "checkpoint.npz").exists():

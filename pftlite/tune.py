@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -307,7 +307,3 @@ def _validate(spec, params, backend, items, up_val, epoch) -> dict:
     row["seconds"] = time.perf_counter() - t0
     return row
 
-
-def with_overrides(cfg: TuneConfig, **kw) -> TuneConfig:
-    """A copy of ``cfg`` with top-level fields replaced (None values ignored)."""
-    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})
