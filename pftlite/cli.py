@@ -595,10 +595,9 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
         ),
     )  # fmt: skip
     if plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise InputError("--plot needs matplotlib: pip install matplotlib") from None
+        from .plots import _require_matplotlib
+
+        _require_matplotlib()  # before any work: one-line error without matplotlib
     model_path = resolve_model(model)
     refs = _load_references(references, spec)  # files, folders or dataset names
     out_dir = Path(out_dir or f"phonons-{model_path.stem}")
@@ -612,9 +611,8 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
                 click.echo(f"{result['name']}: done before (same model and protocol), kept", err=True)
             bar.update(1, f"{result['name']} {'(done before)' if skipped else result['status']}")
 
-        results = run_set(model_path, refs, protocol, backend, out_dir, jobs=jobs, plot=plot,
-                          overwrite=overwrite, progress=progress)  # fmt: skip
-    summary = json.loads((out_dir / "summary.json").read_text())
+        results, summary = run_set(model_path, refs, protocol, backend, out_dir, jobs=jobs, plot=plot,
+                                   overwrite=overwrite, progress=progress)  # fmt: skip
     click.echo(_phonon_table(results, summary))
     click.echo(f"wrote {out_dir}/summary.json, summary.csv and one JSON per material")
 
@@ -710,7 +708,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     from .model import save_model
     from .optim import AdamWConfig
     from .phonon_runs import file_sha256, write_json
-    from .phonons import PhononProtocol
+    from .phonons import PhononProtocol, reference_properties
     from .phonons import evaluate as evaluate_material
     from .registry import get_backend
     from .tune import TuneConfig, phonon_items
@@ -798,9 +796,11 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         from .fit import errors
 
         rows, curves = {}, {ref.name: {} for ref in refs}
+        protocol = PhononProtocol()
+        dft = {ref.name: reference_properties(ref, protocol) for ref in refs}  # once per reference
         for label, prm in (("base", params), ("tuned", tuned)):
             for ref in refs:
-                r = evaluate_material(spec, prm, backend, ref, PhononProtocol(), keep=True)
+                r = evaluate_material(spec, prm, backend, ref, protocol, keep=True, dft=dft[ref.name])
                 phs = r.pop("_phonopy")
                 curves[ref.name].setdefault("DFT", phs["DFT"])
                 if "model" in phs:

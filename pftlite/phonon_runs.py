@@ -97,8 +97,9 @@ def _versions() -> dict:
 
 
 def run_set(model_path, refs, protocol: PhononProtocol, backend: str, out_dir,
-            jobs: int = 1, plot: bool = False, overwrite: bool = False, progress=None) -> list[dict]:  # fmt: skip
-    """Evaluate every reference; returns results in the order of ``refs``.
+            jobs: int = 1, plot: bool = False, overwrite: bool = False, progress=None):  # fmt: skip
+    """Evaluate every reference; returns ``(results, summary)``, results in the order of
+    ``refs``, summary as written to ``summary.json``.
 
     ``progress(result, skipped: bool)`` is called as each material finishes.
     """
@@ -143,8 +144,7 @@ def run_set(model_path, refs, protocol: PhononProtocol, backend: str, out_dir,
                 else:
                     os.environ[k] = v
     ordered = [results[ref.name] for ref in refs]
-    write_summary(ordered, out_dir, protocol)
-    return ordered
+    return ordered, write_summary(ordered, out_dir, protocol)
 
 
 def write_summary(results: list[dict], out_dir, protocol: PhononProtocol) -> dict:

@@ -58,7 +58,7 @@ class PhononProtocol:
             "symprec": self.symprec,
             "nac": self.nac,
             "omega_max": "max frequency at the q-points commensurate with the supercell "
-            "(computed in the primitive basis), THz x 47.992 K",
+            f"(computed in the primitive basis), THz x {THZ_TO_K:.6f} K",
             "units": {"F": "kJ/mol", "S": "J/K/mol", "C_V": "J/K/mol", "per": "mole of primitive cells"},
         }
 
@@ -167,18 +167,21 @@ def compare(model: dict, dft: dict, fc_model=None, fc_dft=None) -> dict:
     return err
 
 
-def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtocol(), keep=False) -> dict:
+def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtocol(), keep=False,
+             dft=None) -> dict:  # fmt: skip
     """Model vs DFT for one material, JSON-ready (see module doc). With ``keep=True`` the
-    phonopy objects are returned under ``"_phonopy"`` (``{"DFT": ph, "model": ph}``)."""
+    phonopy objects are returned under ``"_phonopy"`` (``{"DFT": ph, "model": ph}``).
+    ``dft``: the :func:`reference_properties` triple of ``ref`` under ``protocol``, when
+    already computed (e.g. to evaluate several models against one reference)."""
     t0 = time.perf_counter()
-    dft, fc_d, ph_d = reference_properties(ref, protocol)
+    dft, fc_d, ph_d = dft if dft is not None else reference_properties(ref, protocol)
     model, fc_m, ph_m = model_properties(spec, params, backend, ref, protocol)
     result = {
         "name": ref.name,
         "source": ref.source,
         "formula": ref.unitcell.get_chemical_formula(),
         "n_unit": len(ref.unitcell),
-        "n_supercell": int(len(ref.unitcell) * round(abs(np.linalg.det(ref.supercell_matrix)))),
+        "n_supercell": ref.n_supercell,
         "status": model["status"],
         "reason": model.get("reason", ""),
         "protocol": protocol.to_dict(),

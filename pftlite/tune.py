@@ -67,16 +67,6 @@ class TuneConfig:
         d["optimizer"] = self.optimizer.to_dict()
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> TuneConfig:
-        d = dict(d)
-        d["phonon_loss"] = LossSpec(**d["phonon_loss"])
-        d["upstream_loss"] = LossSpec(**d["upstream_loss"])
-        opt = dict(d["optimizer"])
-        opt["no_decay"] = tuple(opt.get("no_decay", ("e0",)))
-        d["optimizer"] = AdamWConfig(**opt)
-        return cls(**d)
-
 
 @dataclass(frozen=True, eq=False)
 class PhononItem:
@@ -143,12 +133,6 @@ def full_hessian_errors(spec, params, backend, item: PhononItem) -> dict:
     fc = hessian_from_irreducible(lambda ks: backend.hessian(spec, params, batch, columns=ks), item.orbit, len(item.atoms))
     d = fc - item.fc
     return {"mae": float(np.abs(d).mean()), "rmse": float(np.sqrt((d * d).mean())), "n_hvp": 3 * len(item.orbit.irreducible)}
-
-
-def _efs_errors(spec, params, backend, structures) -> dict:
-    from .fit import errors
-
-    return errors(spec, params, structures, backend) if structures else {}
 
 
 def steps_per_epoch(cfg: TuneConfig, n_upstream_train: int) -> int:
@@ -300,7 +284,9 @@ def _validate(spec, params, backend, items, up_val, epoch) -> dict:
     ph = {it.name: full_hessian_errors(spec, params, backend, it) for it in items}
     row = {"epoch": epoch, "phonon_loss": float(np.mean([v["mae"] for v in ph.values()])) if ph else 0.0,
            "hessian": ph}  # fmt: skip
-    efs = _efs_errors(spec, params, backend, up_val)
+    from .fit import errors
+
+    efs = errors(spec, params, backend=backend, structures=up_val) if up_val else {}
     for q in ("energy", "forces", "stress"):
         if q in efs:
             row[f"val_{q}_mae"] = efs[q]["mae"]
