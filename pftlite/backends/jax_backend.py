@@ -197,3 +197,34 @@ def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec)
         spec, train, fixed, _graph(batch), jnp.asarray(batch.positions), batch.n_structures, lspec, tg, v
     )
     return float(total), {k: np.asarray(x) for k, x in grads.items()}, {k: float(x) for k, x in terms.items()}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _hvp_derivative_jit(spec, params, g, positions, n_struct, u, V):
+    def one(v):
+        return jax.jvp(lambda x: _hvp(spec, params, g, x, n_struct, v), (positions,), (u,))[1]
+
+    return jax.vmap(one)(V)
+
+
+def hvp_derivative(spec, params, batch: Batch, u, V, h: float = 1e-3, chunk: int | None = None) -> np.ndarray:
+    """d/de [H(x + e u) V_i] at e = 0 for each V_i: (n, N, 3) eV/Å³, **exact** (forward-mode
+    jvp of the HVP, vmapped over V in fixed-size chunks). u: (N, 3); V: (n, N, 3).
+    ``h`` is accepted for signature parity with the Numba backend and ignored. The neighbour
+    list is that of ``batch`` (held fixed; the energy is smooth at the cutoff).
+    """
+    N = batch.n_atoms
+    u = jnp.asarray(np.asarray(u, dtype=np.float64).reshape(N, 3))
+    V = np.asarray(V, dtype=np.float64).reshape(-1, N, 3)
+    if chunk is None:
+        per_col = 8 * max(batch.n_edges, 1) * spec.n_radial * (spec.l_max + 1) ** 2 * 8
+        chunk = max(1, min(len(V), int(256e6 // per_col)))
+    p, g, x = _params(params), _graph(batch), jnp.asarray(batch.positions)
+    out = np.empty_like(V)
+    for s in range(0, len(V), chunk):
+        c = V[s : s + chunk]
+        pad = np.zeros((chunk, N, 3))  # fixed chunk shape: one compilation
+        pad[: len(c)] = c
+        res = _hvp_derivative_jit(spec, p, g, x, batch.n_structures, u, jnp.asarray(pad))
+        out[s : s + len(c)] = np.asarray(res)[: len(c)]
+    return out
