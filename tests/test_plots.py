@@ -110,3 +110,42 @@ def test_missing_matplotlib(ph, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="pip install matplotlib"):
         plot_bands_dos({"DFT": ph}, tmp_path / "x.png")
     assert not any(tmp_path.iterdir())
+
+
+def _kappa_like(seed: int, nq: int = 30, nb: int = 6, zz: float = 1.0) -> dict:
+    """A KappaResult-like dict with random positive modes (tensors diag(1, 1, zz) per mode)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(1, 9, size=nq)
+    freqs = np.sort(rng.uniform(0.0, 12.0, size=(nq, nb)), axis=1)
+    mode = rng.uniform(0.0, 5.0, size=(1, nq, nb))
+    tens = mode[..., None, None] * np.diag([1.0, 1.0, zz])
+    return {
+        "temperatures": [300.0], "weights": weights, "frequencies": freqs,
+        "mode_kappa_P": 0.8 * tens, "mode_kappa_C": 0.2 * tens,
+        "kappa": tens.sum((1, 2)) / weights.sum(),
+    }  # fmt: skip
+
+
+def test_plot_kappa_cumulative_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from pftlite.plots import plot_kappa_cumulative
+
+    reduced = _kappa_like(0)  # the DFT reference form: only the mean of the diagonal per mode
+    tens = reduced.pop("mode_kappa_P") + reduced.pop("mode_kappa_C")
+    reduced["mode_kappa_tot_ave"] = np.trace(tens, axis1=-2, axis2=-1) / 3
+    out = tmp_path / "sub" / "kappa.png"
+    plot_kappa_cumulative({"DFT": reduced, "model": _kappa_like(1, zz=0.4)}, out, title="test")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["kappa.png"]  # no temp file left
+    with pytest.raises(ValueError):
+        plot_kappa_cumulative({}, tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+
+
+def test_plot_kappa_cumulative_needs_matplotlib(tmp_path, monkeypatch):
+    from pftlite.plots import plot_kappa_cumulative
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(InputError, match="pip install matplotlib"):
+        plot_kappa_cumulative({"x": _kappa_like(0)}, tmp_path / "x.png")
+    assert not any(tmp_path.iterdir())
