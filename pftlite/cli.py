@@ -198,23 +198,33 @@ def _error_table(rows: dict) -> str:
              f"{'':<10} {'meV/atom':>10} {'meV/atom':>10} {'eV/Å':>9} {'eV/Å':>9} {'GPa':>8} {'GPa':>8}"]  # fmt: skip
     for name, r in rows.items():
         lines.append(f"{name:<10} {_metric(r, 'energy', 'mae', 1e3):>10.2f} {_metric(r, 'energy', 'rmse', 1e3):>10.2f} "
-                     f"{_metric(r, 'forces', 'mae'):>9.4f} {_metric(r, 'forces', 'rmse'):>9.4f} "
+                     f"{_metric(r, 'forces', 'mae'):>9.3g} {_metric(r, 'forces', 'rmse'):>9.3g} "
                      f"{_metric(r, 'stress', 'mae'):>8.3f} {_metric(r, 'stress', 'rmse'):>8.3f}")  # fmt: skip
     return "\n".join(lines)
 
 
 def _read_labelled(paths, spec, energy_key, forces_key, stress_key):
+    """Labelled structures of every source: extxyz, mlearn JSON, phono3py displacement data
+    (yaml, folder or ``phono3py/...`` name: every displaced supercell, forces only)."""
     from .batch import MIN_DISTANCE
-    from .io import check_structure, read_extxyz_labels, read_mlearn
+    from .io import (
+        check_structure,
+        is_phono3py_source,
+        read_extxyz_labels,
+        read_mlearn,
+        read_phono3py_labelled,
+    )
 
     out = []
     for arg in paths:
-        p = resolve_structure_file(arg)
-        name = p.name.lower()
-        if name.endswith((".json", ".json.gz")):
-            frames = read_mlearn(p)
+        if is_phono3py_source(arg):
+            frames = read_phono3py_labelled(arg)
         else:
-            frames = read_extxyz_labels(p, energy_key, forces_key, stress_key)
+            p = resolve_structure_file(arg)
+            if p.name.lower().endswith((".json", ".json.gz")):
+                frames = read_mlearn(p)
+            else:
+                frames = read_extxyz_labels(p, energy_key, forces_key, stress_key)
         for k, a in enumerate(frames):
             check_structure(a, f"{arg}[{k}]", spec.species, min_distance=MIN_DISTANCE)
         out.extend(frames)
@@ -236,29 +246,58 @@ def _read_labelled(paths, spec, energy_key, forces_key, stress_key):
 @click.option("--forces-key", default="forces", show_default=True, help="extxyz forces key.")
 @click.option("--stress-key", default="stress", show_default=True, help="extxyz stress key.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the error table as JSON.")
+@click.option("--holdout", default=0.0, show_default=True, type=float,
+              help="Seeded share of DATA's structures held out as test set (whole structures).")  # fmt: skip
+@click.option("--split-seed", default=0, show_default=True, type=int, help="Seed of the --holdout split.")
+@click.option("--norm-rattle", default=0.0, show_default=True, type=float,
+              help="Feature normalisation from copies of DATA rattled by this std (Å) and strained by --norm-strain "
+                   "(0: from DATA itself). Same fit; sets the weights' scale for `pftlite tune`.")  # fmt: skip
+@click.option("--norm-strain", default=0.0, show_default=True, type=float, help="Strain std of those copies.")
+@click.option("--equilibrium", multiple=True,
+              help="Relaxed DFT structure (file or dataset name, e.g. phono3py/NaCl-222): force 0 and stress 0 "
+                   "labels added. For forces-only DATA, whose equilibrium volume is otherwise free.")  # fmt: skip
 @BACKEND_OPTION
 @user_errors
 def fit(model, data, test_data, output, energy_weight, forces_weight, stress_weight, ridge,
-        energy_key, forces_key, stress_key, report, backend):  # fmt: skip
+        energy_key, forces_key, stress_key, report, holdout, split_seed, norm_rattle, norm_strain, equilibrium,
+        backend):  # fmt: skip
     """Least-squares fit of MODEL's linear readout to energies, forces and stresses in DATA.
 
-    DATA: extxyz files with labels, mlearn JSON files, or dataset names (e.g. mlearn/Si_training).
+    DATA: extxyz files with labels, mlearn JSON files, phono3py displacement data (forces only),
+    or dataset names (e.g. mlearn/Si_training, phono3py/NaCl-222). Labels missing from a
+    structure are skipped; without any energy label the reference energies e0 are 0.
     """
     from .atomic import atomic_path
-    from .fit import FitWeights, errors, fit_linear
+    from .fit import (
+        FitWeights,
+        equilibrium_labels,
+        errors,
+        fit_linear,
+        holdout_split,
+        perturbed_copies,
+    )
     from .model import save_model
     from .registry import get_backend
 
     spec, params, meta = _load(model)
     if spec.readout != "linear":
         raise InputError(f"{model}: least-squares fit needs readout 'linear' (this model: {spec.readout})")
+    if not 0.0 <= holdout < 1.0:
+        raise InputError(f"--holdout: a fraction in [0, 1), got {holdout}")
     be = get_backend(backend)
     train = _read_labelled(data, spec, energy_key, forces_key, stress_key)
     test = _read_labelled(test_data, spec, energy_key, forces_key, stress_key) if test_data else []
+    split = None
+    if holdout:
+        tr, te = holdout_split(len(train), holdout, split_seed)
+        split = {"holdout": holdout, "seed": split_seed, "test": te.tolist()}
+        train, test = [train[i] for i in tr], [train[i] for i in te] + test
+    fitted = train + [equilibrium_labels(a) for a in _read_equilibrium(equilibrium, spec)]
     w = FitWeights(energy=energy_weight, forces=forces_weight, stress=stress_weight, ridge=ridge)
     t0 = time.perf_counter()
-    with click.progressbar(length=len(train), label="fitting", file=sys.stderr) as bar:
-        params = fit_linear(spec, train, w, progress=lambda i, n: bar.update(1))
+    with click.progressbar(length=len(fitted), label="fitting", file=sys.stderr) as bar:
+        norm = perturbed_copies(train, norm_rattle, norm_strain, seed=split_seed) if norm_rattle or norm_strain else None
+        params = fit_linear(spec, fitted, w, progress=lambda i, n: bar.update(1), normalise_on=norm)
     dt = time.perf_counter() - t0
     rows = {"train": errors(spec, params, train, be)}
     if test:
@@ -269,6 +308,8 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     meta = dict(meta)
     meta.setdefault("history", []).append({
         "command": "fit", "data": [str(d) for d in data], "test": [str(d) for d in test_data],
+        "split": split, "equilibrium": [str(e) for e in equilibrium],
+        "normalisation": {"rattle": norm_rattle, "strain": norm_strain},
         "weights": {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight, "ridge": ridge},
         "errors": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })  # fmt: skip
@@ -278,6 +319,25 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     if report:
         with atomic_path(report) as tmp:
             tmp.write_text(json.dumps(rows, indent=2))
+
+
+def _read_equilibrium(args, spec):
+    """Unit cells of relaxed DFT references (structure files, phono3py data, dataset names)."""
+    from .batch import MIN_DISTANCE
+    from .io import check_structure, is_phono3py_source, read_structures
+
+    out = []
+    for arg in args:
+        if is_phono3py_source(arg):
+            from .fc3_data import load_fc3_reference
+
+            frames = [load_fc3_reference(arg).unitcell]
+        else:
+            frames = read_structures(resolve_structure_file(arg))
+        for k, a in enumerate(frames):
+            check_structure(a, f"{arg}[{k}]", spec.species, min_distance=MIN_DISTANCE)
+        out.extend(frames)
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -625,7 +685,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
 TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",), "test": ("mlearn/Si_test",)}
 TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
              "lr", "weight_decay", "clip_norm", "ema_decay", "hessian_weight", "upstream_val_fraction",
-             "phonons", "upstream", "test")  # fmt: skip
+             "holdout", "split_seed", "phonons", "upstream", "test")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -663,7 +723,7 @@ def _tune_table(rows: dict) -> str:
             f"{_fmt(e.get('F'), '+.3f'):>9}{_fmt(e.get('C_V'), '+.3f'):>9}{_fmt(e.get('fc_rmse'), '.4f'):>9}"
             f"{_fmt(e.get('freq_mae_THz'), '.3f'):>10}"
             f"{_fmt(t.get('energy', {}).get('mae', None) and 1e3 * t['energy']['mae'], '.2f'):>15}"
-            f"{_fmt(t.get('forces', {}).get('mae'), '.4f'):>13}"
+            f"{_fmt(t.get('forces', {}).get('mae'), '.3g'):>13}"
         )
     return "\n".join(lines)
 
@@ -693,6 +753,9 @@ def _tune_table(rows: dict) -> str:
 @click.option("--ema-decay", type=float, help="EMA decay per update [0.99].")
 @click.option("--hessian-weight", type=float, help="Weight of the Hessian-column MAE on phonon data [100].")
 @click.option("--upstream-val-fraction", type=float, help="Held-out share of the upstream data [0.1].")
+@click.option("--holdout", type=float, help="Seeded share of the upstream structures moved to the test data, as "
+              "`pftlite fit --holdout` (same split for the same data and --split-seed) [0].")  # fmt: skip
+@click.option("--split-seed", type=int, help="Seed of the --holdout split [0].")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
               help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
@@ -743,9 +806,18 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         raise InputError("tune: epochs, upstream/phonon batch and lr must be positive, k-upstream >= 0")
     refs = _load_references(settings["phonons"], spec)
     up = _read_labelled(settings["upstream"], spec, "energy", "forces", "stress") if settings.get("upstream") else []
+    test = _read_labelled(settings["test"], spec, "energy", "forces", "stress") if settings.get("test") else []
+    holdout = {"fraction": float(settings.get("holdout", 0.0)), "seed": int(settings.get("split_seed", 0))}
+    if holdout["fraction"]:
+        from .fit import holdout_split
+
+        if not 0.0 < holdout["fraction"] < 1.0 or not up:
+            raise InputError(f"tune: --holdout must be in [0, 1) and needs --upstream data, got {holdout['fraction']}")
+        tr, te = holdout_split(len(up), holdout["fraction"], holdout["seed"])
+        holdout["test"] = te.tolist()
+        up, test = [up[i] for i in tr], [up[i] for i in te] + test
     if cfg.k_upstream and not up:
         raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
-    test = _read_labelled(settings["test"], spec, "energy", "forces", "stress") if settings.get("test") else []
     run_dir = Path(run_dir or f"tune-{model_path.stem}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if restart and (run_dir / "checkpoint.npz").exists():
@@ -773,7 +845,8 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     with atomic_path(run_dir / "log.csv") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     record = {"config": cfg.to_dict(), "data": {k: [str(x) for x in settings.get(k, [])] for k in lists},
-              "split": state["split"], "steps_per_epoch": state["steps_per_epoch"], "best_epoch": state["best_epoch"],
+              "split": state["split"], "holdout": holdout, "steps_per_epoch": state["steps_per_epoch"],
+              "best_epoch": state["best_epoch"],
               "best_phonon_loss": state["best_loss"], "val_log": state["val_log"], "seconds": dt,
               "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend}  # fmt: skip
     write_json(run_dir / "log.json", record)
@@ -784,7 +857,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     except InputError:
         pass  # no matplotlib: the CSV/JSON logs stay
     meta = dict(meta)
-    keep = ("config", "data", "split", "best_epoch", "best_phonon_loss", "base_model", "backend")
+    keep = ("config", "data", "split", "holdout", "best_epoch", "best_phonon_loss", "base_model", "backend")
     provenance = {"command": "tune", **{k: record[k] for k in keep}, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     meta.setdefault("history", []).append(provenance)
     out_model = run_dir / "tuned.npz"

@@ -38,6 +38,22 @@ class FitWeights:
     ridge: float = 1e-8
 
 
+def perturbed_copies(structures, rattle: float, strain: float, n: int = 24, seed: int = 0) -> list:
+    """``n`` label-free copies of ``structures`` (taken in turn), each with a random symmetric
+    strain (Gaussian, std ``strain``, dimensionless) and Gaussian atomic displacements (std
+    ``rattle``, Å), from ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        a = structures[k * len(structures) // n].copy()
+        a.calc = None
+        e = rng.normal(scale=strain, size=(3, 3))
+        a.set_cell(np.asarray(a.cell[:]) @ (np.eye(3) + 0.5 * (e + e.T)), scale_atoms=True)
+        a.positions = a.positions + rng.normal(scale=rattle, size=a.positions.shape)
+        out.append(a)
+    return out
+
+
 def feature_normalisation(spec, structures):
     """Per-feature mean and 1/std of the per-atom features B over ``structures`` -> (mean, scale)."""
     s1 = np.zeros(spec.n_features)
@@ -99,51 +115,124 @@ def design_rows(spec, params, atoms, chunk: int = 96):
     return Xe, Xf, Xs
 
 
-def fit_linear(spec, structures, weights: FitWeights = FitWeights(), progress=None):
-    """Weighted ridge least squares on labelled structures -> params.
+def normal_equations(spec, structures, weights: FitWeights = FitWeights(), progress=None, normalise_on=None):
+    """Accumulate the weighted normal equations of the linear-readout fit.
 
-    structures: ase.Atoms with ``info["energy"]`` (eV), ``arrays["forces"]`` (eV/Å) and
-    optionally ``info["stress"]`` (Voigt, eV/Å³); missing labels are skipped.
-    progress: optional callable(i, n) for a progress display.
+    Parameters
+    ----------
+    spec : ModelSpec
+        readout must be ``"linear"``.
+    structures : list of ase.Atoms
+        ``info["energy"]`` (eV), ``arrays["forces"]`` (N, 3) eV/Å, ``info["stress"]`` (6,)
+        Voigt eV/Å³; any label may be missing (absent or NaN), e.g. forces-only data sets.
+    weights : FitWeights
+    progress : callable(i, n), optional
+    normalise_on : list of ase.Atoms, optional
+        Structures whose feature statistics set ``mean`` / ``scale`` (default: ``structures``).
+        The least-squares predictions do not depend on it (Jacobi-scaled ridge); the size of
+        the weights, and so the step scale of a later gradient fine-tuning, does. Data of tiny
+        displacements about one crystal (phono3py) give feature spreads of ~1e-7; use
+        :func:`perturbed_copies` of them instead.
+
+    Returns
+    -------
+    params : dict
+        Fresh parameters with the feature normalisation (``mean``, ``scale``) of ``structures``.
+    A : ndarray (P, P), y : ndarray (P,)
+        Normal equations over theta = [e0 (S), w (S, F)], P = S (F + 1).
+    counts : dict
+        Number of labelled rows: ``energy``, ``forces``, ``stress``.
     """
     if spec.readout != "linear":
         raise ValueError("fit_linear needs readout='linear'")
     params = init_params(spec)
-    params["mean"], params["scale"] = feature_normalisation(spec, structures)
+    params["mean"], params["scale"] = feature_normalisation(spec, normalise_on or structures)
     S, F = len(spec.species), spec.n_features
     P = S + S * F
     A = np.zeros((P, P))
     y = np.zeros(P)
+    counts = {"energy": 0, "forces": 0, "stress": 0}
     for k, a in enumerate(structures):
         Xe, Xf, Xs = design_rows(spec, params, a)
         n = len(a)
-        if "energy" in a.info and np.isfinite(a.info["energy"]):
+        if np.isfinite(a.info.get("energy", np.nan)):
             row = Xe / n * weights.energy
             A += np.outer(row, row)
             y += row * a.info["energy"] / n * weights.energy
+            counts["energy"] += 1
         if "forces" in a.arrays:
             f = a.arrays["forces"].ravel()
             m = np.isfinite(f)
             Xw = Xf[m] * weights.forces
             A += Xw.T @ Xw
             y += Xw.T @ f[m] * weights.forces
+            counts["forces"] += int(m.sum())
         if "stress" in a.info and weights.stress:
             s = np.asarray(a.info["stress"], dtype=float)
             m = np.isfinite(s)
             Xw = Xs[m] * weights.stress
             A += Xw.T @ Xw
             y += Xw.T @ s[m] * weights.stress
+            counts["stress"] += int(m.sum())
         if progress:
             progress(k + 1, len(structures))
+    return params, A, y, counts
+
+
+def solve_normal(spec, params, A, y, ridge: float) -> dict:
+    """Jacobi-scaled ridge solution of the normal equations -> new params (e0, w set).
+
+    Solves ``(D^-1/2 A D^-1/2 + ridge I) z = D^-1/2 y``, theta = D^-1/2 z, D = diag(A)
+    (zero diagonals, e.g. e0 without energy labels, count as 1, so those parameters are 0).
+    """
+    S, F = len(spec.species), spec.n_features
     d = np.diag(A).copy()
     d[d == 0] = 1.0
-    # Jacobi-scaled ridge: solve (D^-1/2 A D^-1/2 + ridge) z = D^-1/2 y
     dh = 1.0 / np.sqrt(d)
-    M = A * dh[:, None] * dh[None, :] + weights.ridge * np.eye(P)
+    M = A * dh[:, None] * dh[None, :] + ridge * np.eye(len(y))
     theta = dh * np.linalg.solve(M, y * dh)
-    params["e0"] = theta[:S].copy()
-    params["w"] = theta[S:].reshape(S, F).copy()
-    return params
+    out = dict(params)
+    out["e0"] = theta[:S].copy()
+    out["w"] = theta[S:].reshape(S, F).copy()
+    return out
+
+
+def fit_linear(spec, structures, weights: FitWeights = FitWeights(), progress=None, normalise_on=None):
+    """Weighted ridge least squares on labelled structures -> params.
+
+    structures: ase.Atoms with ``info["energy"]`` (eV), ``arrays["forces"]`` (eV/Å) and
+    optionally ``info["stress"]`` (Voigt, eV/Å³); missing labels are skipped.
+    Forces-only data (no energy label anywhere, e.g. phono3py displaced supercells): the
+    per-species reference energies e0 are not determined and are set to 0 — energies are
+    then defined up to a per-species constant, which no force, stress or Hessian depends on.
+    progress: optional callable(i, n) for a progress display. normalise_on: see
+    :func:`normal_equations`.
+    """
+    params, A, y, _ = normal_equations(spec, structures, weights, progress, normalise_on)
+    return solve_normal(spec, params, A, y, weights.ridge)
+
+
+def equilibrium_labels(atoms):
+    """A copy of ``atoms`` labelled as a relaxed DFT geometry: forces 0 (N, 3) eV/Å and
+    stress 0 (6,) eV/Å³, no energy. For forces-only data sets (phono3py displacements carry
+    no stress): the zero-stress row pins the model's equilibrium volume to the DFT one."""
+    out = atoms.copy()
+    out.calc = None
+    out.arrays["forces"] = np.zeros((len(out), 3))
+    out.info["stress"] = np.zeros(6)
+    out.info.pop("energy", None)
+    out.info["source"] = f"equilibrium {atoms.info.get('source', atoms.get_chemical_formula())}"
+    return out
+
+
+def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``n`` structures into sorted (train, test) index arrays; the test
+    share is ``round(fraction * n)`` structures (whole structures, e.g. whole supercells)."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
+    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    n_test = round(fraction * n)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
 def errors(spec, params, structures, backend=None) -> dict:
@@ -152,7 +241,7 @@ def errors(spec, params, structures, backend=None) -> dict:
     de, df, ds = [], [], []
     for a in structures:
         out = be.energy_forces_stress(spec, params, make_batch([a], spec))
-        if "energy" in a.info:
+        if np.isfinite(a.info.get("energy", np.nan)):
             de.append((out["energy"][0] - a.info["energy"]) / len(a))
         if "forces" in a.arrays:
             df.append((out["forces"] - a.arrays["forces"]).ravel())

@@ -473,3 +473,59 @@ def read_phonopy_supercell_matrix(path: str | os.PathLike):
     if m.shape != (3, 3) or not np.all(np.equal(np.round(m), m)):
         raise InputError(f"{path}: supercell_matrix must be 3x3 integers, got {m.tolist()}")
     return m.astype(int)
+
+
+# --------------------------------------------------------------------------------------------
+# phono3py displacement data as labelled structures (parsing delegated to pftlite.fc3_data)
+# --------------------------------------------------------------------------------------------
+
+
+def _is_phono3py_yaml(path: Path) -> bool:
+    """A yaml file whose first top-level key is ``phono3py:`` (phono3py writes it first)."""
+    if not _base_name(path).endswith((".yaml", ".yml")):
+        return False
+    try:
+        with _open_text(path) as f:
+            head = f.read(512)
+    except Exception:  # noqa: BLE001 - unreadable: not ours to judge here
+        return False
+    return any(line.startswith("phono3py:") for line in head.splitlines())
+
+
+def is_phono3py_source(arg: str | os.PathLike) -> bool:
+    """True when ``arg`` designates phono3py displacement data: a phono3py yaml, a folder
+    holding one, or a ``phono3py/...`` name of :mod:`pftlite.datasets`."""
+    p = Path(arg)
+    if p.is_file():
+        return _is_phono3py_yaml(p)
+    if p.is_dir():
+        return any(_is_phono3py_yaml(q) for q in sorted(p.glob("phono3py*.y*ml*")))
+    return isinstance(arg, str) and arg.strip("/").startswith("phono3py/")
+
+
+def read_phono3py_labelled(arg: str | os.PathLike) -> list[Atoms]:
+    """Every displaced supercell of a phono3py calculation with its DFT labels.
+
+    ``arg``: anything :func:`pftlite.fc3_data.load_fc3_reference` accepts (yaml, folder,
+    dataset name such as ``"phono3py/NaCl-222"``). Returns ase.Atoms without calculator,
+    ``arrays["forces"]`` (N, 3) eV/Å, ``info["energy"]`` (eV) only where the file has supercell
+    energies (phono3py data usually has none: forces-only), ``info["source"]`` =
+    ``"<yaml name>[<k>]"`` (k: order of :func:`~pftlite.fc3_data.displaced_supercells`),
+    ``info["kind"]`` ("fc3-single", "fc3-pair", "fc2").
+    """
+    from .fc3_data import displaced_supercells, load_fc3_reference
+
+    ref3 = load_fc3_reference(arg)
+    name = Path(ref3.source).name
+    out = []
+    for k, a in enumerate(displaced_supercells(ref3)):
+        results = dict(a.calc.results)
+        b = a.copy()  # drops the calculator
+        b.arrays["forces"] = _float_array(results["forces"], (len(b), 3), "forces", f"{ref3.source}: supercell {k}")
+        if "energy" in results:
+            b.info["energy"] = float(results["energy"])
+        b.info["source"] = f"{name}[{k}]"
+        out.append(b)
+    if not out:
+        raise InputError(f"{ref3.source}: no displaced supercells with forces")
+    return out

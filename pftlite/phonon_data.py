@@ -529,7 +529,10 @@ def load_reference(path: str | os.PathLike) -> PhononReference:
         :mod:`pftlite.datasets` (a yaml file such as ``"mdr/mp-149"``, or a folder such as
         ``"phonopy/NaCl"``). Forces come from the yaml, else ``FORCE_SETS`` beside it; force
         constants from the yaml, else ``FORCE_CONSTANTS``, else ``force_constants.hdf5``; NAC
-        from the yaml's ``nac`` block, else ``BORN``.
+        from the yaml's ``nac`` block, else ``BORN``. phono3py data (a yaml whose first key is
+        ``phono3py:``, a folder holding one, or a ``"phono3py/..."`` dataset name) is read by
+        :func:`pftlite.fc3_data.load_fc3_reference`; its fc2 part is returned
+        (:func:`pftlite.fc3_data.phonon_reference`).
 
     Returns
     -------
@@ -547,6 +550,12 @@ def load_reference(path: str | os.PathLike) -> PhononReference:
     from phonopy.physical_units import get_calculator_physical_units
     from phonopy.structure.cells import get_primitive, get_supercell
 
+    from .io import is_phono3py_source
+
+    if is_phono3py_source(path):  # phono3py data: its fc2 part, read by pftlite.fc3_data
+        from .fc3_data import load_fc3_reference, phonon_reference
+
+        return phonon_reference(load_fc3_reference(path))
     found = find_reference_files(path)
     yaml_path = Path(found["yaml"])
     where = str(yaml_path)

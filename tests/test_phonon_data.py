@@ -392,8 +392,10 @@ def test_bad_locations(tmp_path):
         load_reference(tmp_path)
 
 
-def test_phono3py_yaml_is_refused():
+def test_phono3py_yaml_is_delegated():
+    """phono3py data is read by pftlite.fc3_data: its fc2 part (here the 2x2x2 fc2 dataset)."""
     path = data("phono3py/Si-111-222-fd/phono3py_params_Si-111-222-fd.yaml.xz")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        raises(path, "phono3py yaml")
+        ref = load_reference(path)
+    assert ref.n_supercell == 64 and len(ref.dataset["first_atoms"]) == 1
