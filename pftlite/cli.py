@@ -895,3 +895,12 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------
+# kappa (own module; registered here so `pftlite.cli:main` holds every command)
+# ---------------------------------------------------------------------------------------
+
+from .cli_kappa import kappa as _kappa_command
+
+main.add_command(_kappa_command)

@@ -1,0 +1,216 @@
+"""`pftlite kappa`: lattice thermal conductivity of a model against DFT data (phono3py
+displacement datasets), of DFT data alone (``--dft-only``), or the κ_SRME benchmark set
+(``--benchmark``). Registered on the main group by :mod:`pftlite.cli`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .cli import BACKEND_OPTION, _floats, _fmt, _load, resolve_model, user_errors
+from .errors import InputError
+
+
+def _mesh3(text: str) -> tuple[int, int, int] | None:
+    """'19' -> (19, 19, 19); '19 19 15' -> as given; 'ref' -> None (the reference's mesh)."""
+    if str(text).strip().lower() in ("ref", "reference", "auto"):
+        return None
+    vals = _floats(text, "--mesh")
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3 or any(v < 1 or v != int(v) for v in vals):
+        raise InputError(f"--mesh: one or three positive integers, got {text!r}")
+    return tuple(int(v) for v in vals)
+
+
+def _bar(label: str):
+    """A click progress bar over irreducible q-points; returns (context, callback)."""
+    state = {"bar": None}
+
+    def progress(done, total):
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            state["bar"].__enter__()
+            state["last"] = 0
+        state["bar"].update(done - state["last"])
+        state["last"] = done
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+            state["bar"] = None
+
+    return progress
+
+
+def _kappa_line(label: str, res, t_index: int) -> str:
+    kp = np.asarray(res.kappa_P)[t_index]
+    kc = np.asarray(res.kappa_C)[t_index]
+    kt = np.asarray(res.kappa)[t_index]
+    return (f"{label:<10}{kp[0, 0]:>10.2f}{kp[2, 2]:>10.2f}{kc[0, 0]:>9.3f}{kc[2, 2]:>9.3f}"
+            f"{kt[0, 0]:>10.2f}{kt[2, 2]:>10.2f}{np.trace(kt) / 3:>10.2f}")  # fmt: skip
+
+
+def _kappa_head() -> str:
+    return (f"{'':<10}{'κP_xx':>10}{'κP_zz':>10}{'κC_xx':>9}{'κC_zz':>9}{'κ_xx':>10}{'κ_zz':>10}"
+            f"{'κ̄':>10}   W/m-K")  # fmt: skip
+
+
+@click.command()
+@click.argument("args", nargs=-1)
+@click.option("--dft-only", is_flag=True, help="All arguments are references: DFT κ only, no model.")
+@click.option("--benchmark", is_flag=True,
+              help="κ_SRME benchmark: MODEL on the 103 PhononDB-PBE materials it covers "
+                   "(further arguments filter by mp-id or name).")  # fmt: skip
+@click.option("--output", "-o", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output folder (default: kappa-<model name> or kappa-dft).")  # fmt: skip
+@click.option("--mesh", default="11", show_default=True,
+              help="q mesh: one or three integers; 'ref' = the benchmark's mesh per material.")
+@click.option("--temperatures", default="300", show_default=True, help="K, comma-separated.")
+@click.option("--fc3", "fc3_method", type=click.Choice(["auto", "exact", "hvp-fd", "displacement"]),
+              default="auto", show_default=True,
+              help="Model fc3: exact third derivatives (jax), central differences of analytic HVPs, "
+                   "or displaced-pair forces; auto = exact on jax, hvp-fd on numba.")  # fmt: skip
+@click.option("--displacement", default=0.03, show_default=True, type=float,
+              help="Pair displacement length for --fc3 displacement, Å.")  # fmt: skip
+@click.option("--relax/--no-relax", default=True, show_default=True,
+              help="Relax the unit cell with the model first (FIRE, cell filter, symmetry kept).")  # fmt: skip
+@click.option("--fmax", default=0.005, show_default=True, type=float, help="Relaxation threshold, eV/Å.")
+@click.option("--isotope/--no-isotope", default=True, show_default=True,
+              help="Isotope scattering from natural abundances.")  # fmt: skip
+@click.option("--wigner/--no-wigner", default=True, show_default=True,
+              help="Add the Wigner coherence term κ_C to the particle term κ_P.")  # fmt: skip
+@click.option("--boundary-mfp", default=None, type=float, help="Boundary mean free path, µm (off by default).")
+@click.option("--sigma", default=None, type=float, help="Gaussian smearing width, THz (default: tetrahedron).")
+@click.option("--plot/--no-plot", default=False, show_default=True,
+              help="Cumulative κ vs frequency per material (PNG, needs matplotlib).")  # fmt: skip
+@BACKEND_OPTION
+@user_errors
+def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, displacement, relax, fmax,
+          isotope, wigner, boundary_mfp, sigma, plot, backend):  # fmt: skip
+    """Lattice thermal conductivity (RTA + Wigner coherence term), own solver.
+
+    \b
+    pftlite kappa MODEL REF...        model vs DFT for each phono3py dataset REF
+    pftlite kappa --dft-only REF...   DFT κ of each REF
+    pftlite kappa MODEL --benchmark   κ_SRME on the PhononDB-PBE set (materials MODEL covers)
+
+    REF: a phono3py yaml (phono3py_disp.yaml + FORCES_FC3, phono3py_params*.yaml), its folder,
+    or a dataset name such as phono3py/Si-PBEsol. Results: <out>/<name>.json (κ tensors,
+    errors SRE/SRME, records), <name>-dft.json / <name>-model.json (per-mode data).
+    """
+    from .kappa import KappaSettings
+    from .kappa_eval import KappaProtocol
+    from .registry import get_backend
+    from .relax import RelaxSettings
+
+    get_backend(backend)
+    temps = tuple(_floats(temperatures, "--temperatures"))
+    if not temps or min(temps) <= 0:
+        raise InputError(f"--temperatures: positive kelvin values, got {temperatures!r}")
+    if displacement <= 0 or fmax <= 0:
+        raise InputError("--displacement and --fmax must be positive")
+    if sigma is not None and sigma <= 0:
+        raise InputError("--sigma must be positive (THz)")
+    if boundary_mfp is not None and boundary_mfp <= 0:
+        raise InputError("--boundary-mfp must be positive (µm)")
+    if plot:
+        from .plots import _require_matplotlib
+
+        _require_matplotlib()
+    mesh3 = _mesh3(mesh)
+    fc3_method = None if fc3_method == "auto" else fc3_method
+    settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
+                             boundary_mfp=boundary_mfp, sigma=sigma)  # fmt: skip
+    protocol = KappaProtocol(relax=RelaxSettings(fmax=fmax) if relax else None, fc3=fc3_method,
+                             distance=displacement, kappa=settings)  # fmt: skip
+    t_index = temps.index(300.0) if 300.0 in temps else 0
+    if benchmark:
+        if dft_only or not args:
+            raise InputError("--benchmark needs a MODEL (and no --dft-only)")
+        from .kappa_bench import run_benchmark
+
+        run_benchmark(args[0], args[1:], protocol, backend, out_dir, mesh3 is None, plot, t_index)
+        return
+    if dft_only:
+        model_path, refs_args = None, args
+    else:
+        if len(args) < 2:
+            raise InputError("give MODEL and at least one REF (or --dft-only REF...)")
+        model_path, refs_args = resolve_model(args[0]), args[1:]
+    if mesh3 is None:
+        raise InputError("--mesh ref is for --benchmark; give one or three integers")
+    _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index)
+
+
+def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index):
+    from .fc3_data import load_fc3_reference
+    from .kappa_eval import evaluate, reference_kappa
+    from .phonon_runs import write_json
+
+    spec = params = None
+    if model_path is not None:
+        spec, params, _ = _load(model_path)
+    refs = [load_fc3_reference(a) for a in refs_args]
+    if spec is not None:
+        from ase.data import chemical_symbols
+
+        for ref in refs:
+            missing = sorted(set(ref.unitcell.numbers) - set(spec.species))
+            if missing:
+                names = ", ".join(chemical_symbols[z] for z in missing)
+                raise InputError(f"{ref.source}: species {names} not in the model")
+    out = Path(out_dir or (f"kappa-{Path(model_path).stem}" if model_path else "kappa-dft"))
+    s = protocol.settings()
+    click.echo(f"{len(refs)} material(s), mesh {'×'.join(map(str, s.mesh))}, T = "
+               f"{', '.join(f'{t:g}' for t in s.temperatures)} K, isotope {'on' if s.isotope else 'off'}, "
+               f"Wigner {'on' if s.wigner else 'off'}"
+               + (f", model {Path(model_path).name} ({backend}, fc3 {protocol.fc3 or 'auto'})" if model_path else "")
+               + f" -> {out}/", err=True)  # fmt: skip
+    rows = []
+    for ref in refs:
+        if model_path is None:
+            rec, res = reference_kappa(ref, protocol, progress=_bar(f"{ref.name} DFT"))
+            result = {"name": ref.name, "source": ref.source, "status": "ok", "protocol": protocol.to_dict(),
+                      "dft": rec, "dft_kappa": _kappa_record(res)}  # fmt: skip
+            results = {"DFT": res}
+        else:
+            result = evaluate(spec, params, backend, ref, protocol, progress=_bar(ref.name))
+            results = result.pop("_results")
+            for label, res in results.items():
+                result[f"{'dft' if label == 'DFT' else 'model'}_kappa"] = _kappa_record(res)
+        for label, res in results.items():
+            write_json(out / f"{ref.name}-{'dft' if label == 'DFT' else 'model'}.json", res.to_dict(modes=True))
+        if plot:
+            from .plots import plot_kappa_cumulative
+
+            plot_kappa_cumulative(dict(results), out / f"{ref.name}.png",
+                                  temperature_index=t_index, title=f"{ref.name} κ at "
+                                  f"{protocol.settings().temperatures[t_index]:g} K")  # fmt: skip
+            result["plot"] = f"{ref.name}.png"
+        write_json(out / f"{ref.name}.json", result)
+        rows.append((ref, result, results))
+    click.echo(f"T = {protocol.settings().temperatures[t_index]:g} K")
+    click.echo(_kappa_head())
+    for ref, result, results in rows:
+        click.echo(f"{ref.name}  ({result.get('status')}{': ' + result['reason'] if result.get('reason') else ''})")
+        for label, res in results.items():
+            click.echo(_kappa_line(label, res, t_index))
+        e = result.get("errors")
+        if e:
+            click.echo(f"{'':<10}SRE {_fmt(e['SRE'])}  SRD {_fmt(e['SRD'], signed=True)}  SRME {_fmt(e['SRME'])}")
+    click.echo(f"wrote {out}/<name>.json and per-mode <name>-dft.json / <name>-model.json")
+
+
+def _kappa_record(res) -> dict:
+    """κ tensors per temperature (W/m-K) and counts; per-mode data stay in the *-dft/-model files."""
+    return {
+        "temperatures_K": np.asarray(res.temperatures).tolist(),
+        "kappa_P": np.asarray(res.kappa_P).tolist(),
+        "kappa_C": np.asarray(res.kappa_C).tolist(),
+        "kappa": np.asarray(res.kappa).tolist(),
+        "kappa_ave": [float(np.trace(k) / 3) for k in np.asarray(res.kappa)],
+        "n_irreducible_q": len(res.weights),
+        "seconds": res.seconds,
+    }

@@ -1,0 +1,197 @@
+"""Lattice thermal conductivity of a model and of DFT data, end to end, and their comparison.
+
+Two paths share one protocol (:class:`KappaProtocol`):
+
+1. the DFT path, for a phono3py displacement dataset with forces
+   (:class:`~pftlite.fc3_data.Phono3pyReference`): fc2 (phonopy's solver, symmetrized) and
+   fc3 (pftlite's own finite-difference solver, symmetrized) from the file's forces, then
+   :func:`pftlite.kappa.conductivity`;
+2. the model path, for any unit cell with fc2/fc3 supercells: relax (fixed symmetry), fc2 by
+   one HVP per irreducible displacement, fc3 by derivatives of HVPs (or displaced forces), the
+   same conductivity settings.
+
+Failures are results, not exceptions: a relaxation that does not converge or breaks the
+space group, or imaginary modes on the mesh, gives ``status = "failed"`` with the reason, and
+the κ_SRME scoring gives such a material SRME = SRE = 2 (as Matbench Discovery does).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .force_constants import make_phonopy, model_force_constants
+from .relax import RelaxSettings, relax
+
+
+@dataclass(frozen=True)
+class KappaProtocol:
+    """Every choice of a kappa evaluation.
+
+    relax: model relaxation (None: the model at the given geometry); fc3: "exact" (JAX,
+    derivative of the HVP), "hvp-fd" (central differences of analytic HVPs, step ``h`` Å),
+    "displacement" (pair displacements of ``distance`` Å, forces, the DFT solver) or None
+    (exact on jax, hvp-fd on numba);
+    A material with imaginary modes on the mesh (the benchmark's test,
+    :func:`pftlite.ksrme.has_imaginary_modes`) is marked failed.
+    """
+
+    relax: RelaxSettings | None = field(default_factory=RelaxSettings)
+    fc3: str | None = None
+    distance: float = 0.03
+    h: float = 1e-3
+    kappa: object = None  # pftlite.kappa.KappaSettings; None = its defaults
+    symprec: float = 1e-5
+
+    def settings(self):
+        from .kappa import KappaSettings
+
+        return self.kappa if self.kappa is not None else KappaSettings()
+
+    def to_dict(self) -> dict:
+        s = self.settings()
+        return {
+            "relax": None if self.relax is None else self.relax.to_dict(),
+            "fc2": "analytic (one HVP per irreducible displacement, phonopy solver, symmetrized)",
+            "fc3": self.fc3,
+            "distance": self.distance,
+            "h": self.h,
+            "kappa": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(s).items()},
+            "symprec": self.symprec,
+        }
+
+
+def _conductivity(unitcell, primitive_matrix, s2, fc2, s3, fc3, settings, progress=None):
+    from .kappa import conductivity
+
+    return conductivity(unitcell, primitive_matrix, s2, fc2, s3, fc3, settings, progress=progress)
+
+
+def stability(res) -> dict:
+    """The benchmark's imaginary-mode test on the irreducible mesh (Γ acoustic modes may go
+    to −0.01 THz, every other mode must be >= 0) and the lowest frequency (THz)."""
+    from .ksrme import has_imaginary_modes
+
+    return {
+        "imaginary_modes": has_imaginary_modes(res.frequencies, res.qpoints),
+        "min_frequency_THz": float(np.min(res.frequencies)),
+        "n_imaginary_grid": int(res.n_imaginary),
+    }
+
+
+def reference_kappa(ref3, protocol: KappaProtocol = KappaProtocol(), progress=None):
+    """DFT path for a :class:`~pftlite.fc3_data.Phono3pyReference`. Returns ``(record, result)``."""
+    from .fc3 import reference_fc3
+
+    t0 = time.perf_counter()
+    fc2, fc3, info = reference_fc3(ref3)
+    t1 = time.perf_counter()
+    res = _conductivity(ref3.unitcell, ref3.primitive_matrix, ref3.phonon_supercell_matrix, fc2,
+                        ref3.supercell_matrix, fc3, protocol.settings(), progress)  # fmt: skip
+    rec = {
+        "status": "ok",
+        "fc": info,
+        "stability": stability(res),
+        "timings": {"fc2+fc3": t1 - t0, "kappa": time.perf_counter() - t1},
+    }
+    return rec, res
+
+
+def model_kappa(spec, params, backend, unitcell, primitive_matrix, s2, s3,
+                protocol: KappaProtocol = KappaProtocol(), progress=None):  # fmt: skip
+    """Model path: relax, fc2 in ``s2``, fc3 in ``s3``, conductivity.
+
+    Returns ``(record, result)``; ``record["status"]`` is "ok" or "failed" (relaxation not
+    converged, space group changed, imaginary modes) with ``reason``; ``result`` is the
+    KappaResult, or None when it could not be computed.
+    """
+    from .fc3 import model_fc3
+
+    rec: dict = {"timings": {}}
+    atoms = unitcell.copy()
+    if protocol.relax is not None:
+        atoms, rinfo = relax(spec, params, backend, atoms, protocol.relax)
+        rec["relax"] = rinfo
+        rec["timings"]["relax"] = rinfo["seconds"]
+        if not rinfo["converged"]:
+            rec.update(status="failed", reason=f"relaxation {rinfo['message']}")
+            return rec, None
+        if not rinfo["symmetry_kept"]:
+            rec.update(status="failed", reason=f"symmetry broken by relaxation: "
+                       f"{rinfo['spacegroup_before']} -> {rinfo['spacegroup_after']}")  # fmt: skip
+            return rec, None
+    rec["cell"] = np.asarray(atoms.cell[:]).tolist()
+    rec["scaled_positions"] = atoms.get_scaled_positions().tolist()
+    ph2 = make_phonopy(atoms, s2, primitive_matrix, protocol.symprec)
+    fc2, info2 = model_force_constants(spec, params, backend, ph2, "analytic")
+    rec["fc2"] = info2
+    rec["timings"]["fc2"] = info2["seconds"]
+    ph3 = make_phonopy(atoms, s3, primitive_matrix, protocol.symprec)
+    fc3, info3 = model_fc3(spec, params, backend, ph3, method=protocol.fc3,
+                           distance=protocol.distance, h=protocol.h)  # fmt: skip
+    rec["fc3"] = info3
+    rec["timings"]["fc3"] = info3["seconds"]
+    t1 = time.perf_counter()
+    res = _conductivity(atoms, primitive_matrix, s2, fc2, s3, fc3, protocol.settings(), progress)
+    rec["timings"]["kappa"] = time.perf_counter() - t1
+    rec["stability"] = st = stability(res)
+    if st["imaginary_modes"]:
+        rec.update(status="failed", reason=f"imaginary modes on the q mesh (lowest "
+                   f"{st['min_frequency_THz']:.4f} THz)")  # fmt: skip
+        return rec, res
+    rec["status"] = "ok"
+    return rec, res
+
+
+def kappa_average(res, t_index: int = 0) -> float:
+    """κ̄ = mean of the diagonal of the total κ tensor (W/m-K), the benchmark's scalar."""
+    return float(np.trace(np.asarray(res.kappa)[t_index]) / 3.0)
+
+
+def compare(model_res, dft_res, t_index: int = 0) -> dict:
+    """Model vs DFT on the same mesh: κ̄ (P, C, total), SRE, SRD and the mode-resolved SRME."""
+    from . import ksrme
+
+    kd, km = kappa_average(dft_res, t_index), kappa_average(model_res, t_index)
+    mode_m = ksrme.mode_kappa_tot_ave(model_res, t_index)
+    mode_d = ksrme.mode_kappa_tot_ave(dft_res, t_index)
+    mode_m = ksrme.align_modes(model_res.qpoints, mode_m, dft_res.qpoints)
+    return {
+        "kappa_dft": kd,
+        "kappa_model": km,
+        "SRE": ksrme.sre(km, kd),
+        "SRD": ksrme.srd(km, kd),
+        "SRME": ksrme.srme(mode_m, mode_d, np.asarray(dft_res.weights), km, kd),
+    }
+
+
+def evaluate(spec, params, backend, ref3, protocol: KappaProtocol = KappaProtocol(),
+             progress=None, dft=None) -> dict:  # fmt: skip
+    """Model vs DFT κ for one phono3py reference; JSON-ready (results under ``_results``)."""
+    t0 = time.perf_counter()
+    rec_d, res_d = dft if dft is not None else reference_kappa(ref3, protocol, progress)
+    rec_m, res_m = model_kappa(spec, params, backend, ref3.unitcell, ref3.primitive_matrix,
+                               ref3.phonon_supercell_matrix, ref3.supercell_matrix, protocol,
+                               progress)  # fmt: skip
+    out = {
+        "name": ref3.name,
+        "source": ref3.source,
+        "formula": ref3.unitcell.get_chemical_formula(),
+        "status": rec_m["status"],
+        "reason": rec_m.get("reason", ""),
+        "protocol": protocol.to_dict(),
+        "dft": rec_d,
+        "model": rec_m,
+    }
+    if rec_m["status"] == "ok":
+        out["errors"] = compare(res_m, res_d)
+    out["seconds"] = time.perf_counter() - t0
+    out["_results"] = {"DFT": res_d, **({"model": res_m} if res_m is not None else {})}
+    return out
+
+
+def with_kappa(protocol: KappaProtocol, **changes) -> KappaProtocol:
+    """A protocol with some KappaSettings fields changed."""
+    return replace(protocol, kappa=replace(protocol.settings(), **changes))
