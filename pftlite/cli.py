@@ -684,8 +684,9 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
 
 TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",), "test": ("mlearn/Si_test",)}
 TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
-             "lr", "weight_decay", "clip_norm", "ema_decay", "hessian_weight", "upstream_val_fraction",
-             "holdout", "split_seed", "phonons", "upstream", "test")  # fmt: skip
+             "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
+             "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
+             "test")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -747,12 +748,18 @@ def _tune_table(rows: dict) -> str:
 @click.option("--phonon-batch", type=int, help="Phonon structures per step [1].")
 @click.option("--sampler", type=click.Choice(["uniform", "symmetry"]), help="Hessian-column sampler [uniform].")
 @click.option("--seed", type=int, help="Seed of every random choice [0].")
-@click.option("--lr", type=float, help="AdamW step size [3e-4].")
+@click.option("--lr", type=float, help="AdamW step size (peak of a schedule) [3e-4].")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]),
+              help="Step size after the warmup: constant, or cosine decay to --lr-floor x lr [constant].")  # fmt: skip
+@click.option("--warmup", type=float, help="Share of all updates with a linear warmup to --lr [0].")
+@click.option("--lr-floor", type=float, help="Final step size of the cosine schedule, as a share of --lr [0].")
 @click.option("--weight-decay", type=float, help="Decoupled weight decay [0].")
 @click.option("--clip-norm", type=float, help="Global gradient-norm clip [10].")
 @click.option("--ema-decay", type=float, help="EMA decay per update [0.99].")
 @click.option("--hessian-weight", type=float, help="Weight of the Hessian-column MAE on phonon data [100].")
 @click.option("--upstream-val-fraction", type=float, help="Held-out share of the upstream data [0.1].")
+@click.option("--select-force-budget", type=float, help="Keep the best-Hessian EMA among the epochs whose upstream "
+              "validation force MAE is at most (1 + this) x the base model's; 0 = best Hessian only [0].")  # fmt: skip
 @click.option("--holdout", type=float, help="Seeded share of the upstream structures moved to the test data, as "
               "`pftlite fit --holdout` (same split for the same data and --split-seed) [0].")  # fmt: skip
 @click.option("--split-seed", type=int, help="Seed of the --holdout split [0].")
@@ -793,9 +800,11 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     be = get_backend(backend)
     base = TuneConfig()
     opt = AdamWConfig(lr=float(settings.get("lr", 3e-4)), weight_decay=float(settings.get("weight_decay", 0.0)),
-                      clip_norm=float(settings.get("clip_norm", 10.0)))  # fmt: skip
+                      clip_norm=float(settings.get("clip_norm", 10.0)),
+                      schedule=str(settings.get("lr_schedule", "constant")), warmup=float(settings.get("warmup", 0.0)),
+                      lr_floor=float(settings.get("lr_floor", 0.0)))  # fmt: skip
     plain = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
-             "ema_decay", "upstream_val_fraction")  # fmt: skip
+             "ema_decay", "upstream_val_fraction", "select_force_budget")  # fmt: skip
     cfg = dataclasses.replace(
         base,
         **{k: settings[k] for k in plain if k in settings},
@@ -804,6 +813,9 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     )
     if cfg.epochs < 1 or cfg.k_upstream < 0 or cfg.upstream_batch < 1 or cfg.phonon_batch < 1 or opt.lr <= 0:
         raise InputError("tune: epochs, upstream/phonon batch and lr must be positive, k-upstream >= 0")
+    if opt.schedule not in ("constant", "cosine") or not (0.0 <= opt.warmup < 1.0 and 0.0 <= opt.lr_floor <= 1.0):
+        raise InputError(f"tune: lr-schedule must be constant or cosine, warmup in [0, 1), lr-floor in [0, 1] "
+                         f"(got {opt.schedule}, {opt.warmup}, {opt.lr_floor})")  # fmt: skip
     refs = _load_references(settings["phonons"], spec)
     up = _read_labelled(settings["upstream"], spec, "energy", "forces", "stress") if settings.get("upstream") else []
     test = _read_labelled(settings["test"], spec, "energy", "forces", "stress") if settings.get("test") else []
@@ -893,10 +905,6 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         write_json(run_dir / "evaluation.json", rows)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ---------------------------------------------------------------------------------------
 # kappa (own module; registered here so `pftlite.cli:main` holds every command)
 # ---------------------------------------------------------------------------------------
@@ -904,3 +912,7 @@ if __name__ == "__main__":
 from .cli_kappa import kappa as _kappa_command
 
 main.add_command(_kappa_command)
+
+
+if __name__ == "__main__":
+    main()

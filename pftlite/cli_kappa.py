@@ -65,8 +65,9 @@ def _kappa_head() -> str:
                    "(further arguments filter by mp-id or name).")  # fmt: skip
 @click.option("--output", "-o", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder (default: kappa-<model name> or kappa-dft).")  # fmt: skip
-@click.option("--mesh", default="11", show_default=True,
-              help="q mesh: one or three integers; 'ref' = the benchmark's mesh per material.")
+@click.option("--mesh", default=None,
+              help="q mesh: one or three integers [11]; --benchmark always uses each material's "
+                   "reference mesh.")  # fmt: skip
 @click.option("--temperatures", default="300", show_default=True, help="K, comma-separated.")
 @click.option("--fc3", "fc3_method", type=click.Choice(["auto", "exact", "hvp-fd", "displacement"]),
               default="auto", show_default=True,
@@ -119,7 +120,9 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         from .plots import _require_matplotlib
 
         _require_matplotlib()
-    mesh3 = _mesh3(mesh)
+    if benchmark and mesh is not None and _mesh3(mesh) is not None:
+        raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
+    mesh3 = _mesh3(mesh if mesh is not None else "11")
     fc3_method = None if fc3_method == "auto" else fc3_method
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
                              boundary_mfp=boundary_mfp, sigma=sigma)  # fmt: skip
@@ -131,7 +134,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
             raise InputError("--benchmark needs a MODEL (and no --dft-only)")
         from .kappa_bench import run_benchmark
 
-        run_benchmark(args[0], args[1:], protocol, backend, out_dir, mesh3 is None, plot, t_index)
+        run_benchmark(args[0], args[1:], protocol, backend, out_dir, plot)
         return
     if dft_only:
         model_path, refs_args = None, args
@@ -140,7 +143,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
             raise InputError("give MODEL and at least one REF (or --dft-only REF...)")
         model_path, refs_args = resolve_model(args[0]), args[1:]
     if mesh3 is None:
-        raise InputError("--mesh ref is for --benchmark; give one or three integers")
+        raise InputError("--mesh: give one or three integers")
     _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index)
 
 

@@ -23,11 +23,9 @@ from .errors import InputError
 BENCHMARK_SETTINGS = {"temperatures": (300.0,), "isotope": True, "wigner": True, "boundary_mfp": 1e6}
 
 
-def benchmark_protocol(protocol, material, use_reference_mesh: bool = True):
-    """``protocol`` with the benchmark's conductivity settings for ``material``."""
-    s = replace(protocol.settings(), **BENCHMARK_SETTINGS)
-    if use_reference_mesh:
-        s = replace(s, mesh=tuple(int(x) for x in material.q_mesh))
+def benchmark_protocol(protocol, material):
+    """``protocol`` with the benchmark's conductivity settings and q mesh for ``material``."""
+    s = replace(protocol.settings(), **BENCHMARK_SETTINGS, mesh=tuple(int(x) for x in material.q_mesh))
     return replace(protocol, kappa=s)
 
 
@@ -42,7 +40,7 @@ def score_one(spec, params, backend, material, protocol, progress=None) -> tuple
     return score, rec, res
 
 
-def run_benchmark(model, filters, protocol, backend, out_dir, use_reference_mesh, plot, t_index):
+def run_benchmark(model, filters, protocol, backend, out_dir, plot):
     """CLI body of ``pftlite kappa MODEL --benchmark [FILTER...]``."""
     from ase.data import chemical_symbols
 
@@ -65,7 +63,7 @@ def run_benchmark(model, filters, protocol, backend, out_dir, use_reference_mesh
                f"({', '.join(m.desc for m in materials)}) -> {out}/", err=True)  # fmt: skip
     scores = []
     for m in materials:
-        prot = benchmark_protocol(protocol, m, use_reference_mesh)
+        prot = benchmark_protocol(protocol, m)
         key = json.dumps({"model": sha, "protocol": prot.to_dict(), "backend": backend}, sort_keys=True)
         path = out / f"{m.mp_id}.json"
         try:

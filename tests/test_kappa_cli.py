@@ -93,6 +93,7 @@ def test_model_failures_are_results_scored_two(si_fd):
     [
         (["kappa", "si-mlearn", "phono3py/NaCl-222"], "species Na, Cl not in the model"),
         (["kappa", "si-mlearn", "--benchmark"], "no k_SRME material is covered"),
+        (["kappa", "si-mlearn", "--benchmark", "--mesh", "5"], "reference q mesh"),
         (["kappa", "si-mlearn", SI_FD, "--mesh", "4,4"], "--mesh"),
         (["kappa", "si-mlearn"], "give MODEL and at least one REF"),
         (["kappa", "--dft-only", "no/such/file.yaml"], "no/such/file.yaml"),
