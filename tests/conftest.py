@@ -43,6 +43,19 @@ def numba_backend():
     return get_backend("numba")
 
 
+def data_path(name: str):
+    """Local path of a registered reference dataset (``pftlite.datasets``), or skip the test
+    with the reason (no data root, or the file is not there)."""
+    from pftlite import datasets
+
+    if datasets.data_root() is None:
+        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
+    path = datasets.local_path(name)
+    if path is None:
+        pytest.skip(f"reference data not available: {name}")
+    return path
+
+
 def small_spec(species=(14,), readout="linear", r_cut=4.0):
     """A small but complete model (2-, 3- and 4-body terms) for fast tests."""
     return ModelSpec(

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import data_path as _data
 
-from pftlite import datasets
 from pftlite.errors import InputError
 
 phono3py = pytest.importorskip("phono3py")
@@ -28,14 +28,6 @@ from pftlite.force_constants import make_phonopy
 SI = "phono3py/Si-PBEsol/"
 NACL = "phono3py/NaCl-222/phono3py_params_NaCl222.yaml.xz"
 
-
-def _data(name):
-    if datasets.data_root() is None:
-        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
-    path = datasets.local_path(name)
-    if path is None:
-        pytest.skip(f"reference data not available: {name}")
-    return path
 
 
 def _atoms(ph3):

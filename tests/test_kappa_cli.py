@@ -8,23 +8,16 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import data_path
 
-from pftlite import datasets
 from pftlite.cli import main
 
 SI_FD = "phono3py/Si-111-222-fd"
 
 
-def _need(name):
-    if datasets.data_root() is None:
-        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
-    if not datasets.available(name):
-        pytest.skip(f"reference data not available: {name}")
-
-
 @pytest.fixture(scope="module")
 def si_fd():
-    _need(f"{SI_FD}/phono3py_params_Si-111-222-fd.yaml.xz")
+    data_path(f"{SI_FD}/phono3py_params_Si-111-222-fd.yaml.xz")
     from pftlite.fc3_data import load_fc3_reference
 
     return load_fc3_reference(SI_FD)

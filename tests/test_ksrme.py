@@ -15,20 +15,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import data_path as data
 
-from pftlite import datasets, ksrme
+from pftlite import ksrme
 from pftlite.errors import InputError
 from pftlite.ksrme import Failure
-
-
-def data(name: str):
-    """Local path of a registered dataset, or skip the test."""
-    if datasets.data_root() is None:
-        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
-    path = datasets.local_path(name)
-    if path is None:
-        pytest.skip(f"reference data not available: {name}")
-    return path
 
 
 @pytest.fixture(scope="module")

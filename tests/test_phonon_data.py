@@ -12,23 +12,14 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import data_path as data
 
-from pftlite import datasets
 from pftlite.errors import InputError
 from pftlite.phonon_data import PhononReference, find_reference_files, load_reference
 
 FCC = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 NACL = ("phonopy_disp.yaml", "FORCE_SETS", "BORN")
 
-
-def data(name: str):
-    """Local path of a registered dataset, or skip the test."""
-    if datasets.data_root() is None:
-        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
-    path = datasets.local_path(name)
-    if path is None:
-        pytest.skip(f"reference data not available: {name}")
-    return path
 
 
 @pytest.fixture(scope="module")

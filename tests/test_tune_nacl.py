@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import data_path as data
 
-from pftlite import datasets
 from pftlite.errors import InputError
 from pftlite.fit import FitWeights, equilibrium_labels, errors, fit_linear, holdout_split
 from pftlite.model import ModelSpec, save_model
@@ -17,15 +17,6 @@ from pftlite.model import ModelSpec, save_model
 NACL = "phono3py/NaCl-222/phono3py_params_NaCl222.yaml.xz"
 SPEC = ModelSpec(species=(11, 17), r_cut=5.0, n_radial=4, l_max=2, n_radial_4b=2, l_max_4b=1)
 
-
-def data(name: str):
-    """Local path of a registered dataset, or skip the test."""
-    if datasets.data_root() is None:
-        pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")
-    path = datasets.local_path(name)
-    if path is None:
-        pytest.skip(f"reference data not available: {name}")
-    return path
 
 
 @pytest.fixture(scope="module")
