@@ -685,7 +685,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
 TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",), "test": ("mlearn/Si_test",)}
 TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
-             "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
+             "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
              "test")  # fmt: skip
 
 
@@ -756,7 +756,9 @@ def _tune_table(rows: dict) -> str:
 @click.option("--weight-decay", type=float, help="Decoupled weight decay [0].")
 @click.option("--clip-norm", type=float, help="Global gradient-norm clip [10].")
 @click.option("--ema-decay", type=float, help="EMA decay per update [0.99].")
-@click.option("--hessian-weight", type=float, help="Weight of the Hessian-column MAE on phonon data [100].")
+@click.option("--hessian-weight", type=float, help="Weight of the Hessian-column term on phonon data [100].")
+@click.option("--hessian-loss", type=click.Choice(["mae", "mse"]),
+              help="Hessian-column error: per-component MAE (published recipe) or MSE, eV/Å² [mae].")  # fmt: skip
 @click.option("--upstream-val-fraction", type=float, help="Held-out share of the upstream data [0.1].")
 @click.option("--select-force-budget", type=float, help="Keep the best-Hessian EMA among the epochs whose upstream "
               "validation force MAE is at most (1 + this) x the base model's; 0 = best Hessian only [0].")  # fmt: skip
@@ -809,10 +811,13 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         base,
         **{k: settings[k] for k in plain if k in settings},
         optimizer=opt,
-        phonon_loss=dataclasses.replace(base.phonon_loss, hessian=float(settings.get("hessian_weight", 100.0))),
+        phonon_loss=dataclasses.replace(base.phonon_loss, hessian=float(settings.get("hessian_weight", 100.0)),
+                                        hessian_kind=str(settings.get("hessian_loss", "mae"))),
     )
     if cfg.epochs < 1 or cfg.k_upstream < 0 or cfg.upstream_batch < 1 or cfg.phonon_batch < 1 or opt.lr <= 0:
         raise InputError("tune: epochs, upstream/phonon batch and lr must be positive, k-upstream >= 0")
+    if cfg.phonon_loss.hessian_kind not in ("mae", "mse"):
+        raise InputError(f"tune: hessian-loss must be mae or mse, got {cfg.phonon_loss.hessian_kind!r}")
     if opt.schedule not in ("constant", "cosine") or not (0.0 <= opt.warmup < 1.0 and 0.0 <= opt.lr_floor <= 1.0):
         raise InputError(f"tune: lr-schedule must be constant or cosine, warmup in [0, 1), lr-floor in [0, 1] "
                          f"(got {opt.schedule}, {opt.warmup}, {opt.lr_floor})")  # fmt: skip

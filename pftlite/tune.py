@@ -5,7 +5,8 @@ Step structure: every phonon step (one batch of phonon supercells, one column ea
 followed by ``k_upstream`` upstream EFS batches; each batch is one AdamW update; an EMA of
 the parameters follows every update. After each epoch the EMA is validated (exact
 full-Hessian MAE from the irreducible columns, upstream EFS errors) and a checkpoint is
-written atomically; the EMA with the best phonon validation loss is the tuned model.
+written atomically; the EMA with the best phonon validation loss (the full-Hessian MAE, or
+MSE when the Hessian term is an MSE) is the tuned model.
 
 Every random choice is a function of (seed, epoch, step, structure): upstream order from
 ``default_rng([seed, epoch, UPSTREAM_TAG])``, columns from :mod:`pftlite.samplers`. The
@@ -44,7 +45,10 @@ class TuneConfig:
     phonon_loss / upstream_loss: term weights and kinds (Hessian: per-component MAE of the
     column, eV/Å²); k_upstream: upstream batches per phonon batch (0 = no co-training);
     steps_per_epoch: phonon steps per epoch (None: one pass over the upstream batches, or 8
-    without co-training); upstream_val_fraction: held-out share of the upstream data.
+    without co-training); upstream_val_fraction: held-out share of the upstream data;
+    select_force_budget: checkpoint rule — 0: the EMA with the best full-Hessian validation
+    MAE; b > 0: the best of the epochs whose upstream *validation* force MAE is at most
+    (1 + b) × the base model's (the base model if none is).
     """
 
     epochs: int = 20
@@ -61,6 +65,7 @@ class TuneConfig:
     optimizer: AdamWConfig = field(default_factory=lambda: AdamWConfig(lr=3e-4, weight_decay=0.0, clip_norm=10.0))
     ema_decay: float = 0.99
     upstream_val_fraction: float = 0.1
+    select_force_budget: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -144,6 +149,19 @@ def steps_per_epoch(cfg: TuneConfig, n_upstream_train: int) -> int:
     return 8
 
 
+def total_updates(cfg: TuneConfig, n_steps: int, n_upstream_train: int) -> int:
+    """AdamW updates of the whole run (the lr schedule's length)."""
+    k = cfg.k_upstream if n_upstream_train else 0
+    return cfg.epochs * n_steps * (1 + k)
+
+
+def eligible(cfg: TuneConfig, val: dict, base_val: dict) -> bool:
+    """Whether a validated EMA may be kept under ``cfg.select_force_budget``."""
+    if not cfg.select_force_budget or "val_forces_mae" not in base_val:
+        return True
+    return val["val_forces_mae"] <= (1.0 + cfg.select_force_budget) * base_val["val_forces_mae"]
+
+
 def config_key(cfg: TuneConfig, spec, base_params, items, n_upstream) -> str:
     """Identifies a run (config, base model, data sizes); a checkpoint from another run is refused."""
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
@@ -209,6 +227,7 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
     up_train = [upstream[i] for i in train_idx]
     up_val = [upstream[i] for i in val_idx]
     n_steps = steps_per_epoch(cfg, len(up_train))
+    n_total = total_updates(cfg, n_steps, len(up_train))
     key = config_key(cfg, spec, params, items, len(upstream))
     ckpt = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
@@ -223,7 +242,7 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
         state = {"key": key, "epoch": 0, "t": 0, "params": dict(params), "ema": {k: params[k].copy() for k in keys},
                  "best": {k: params[k].copy() for k in keys}, "m": opt["m"], "v": opt["v"],
                  "best_loss": None, "best_epoch": -1, "log": [], "val_log": []}  # fmt: skip
-        state["val_log"].append(_validate(spec, {**params}, backend, items, up_val, epoch=0))
+        state["val_log"].append(_validate(spec, {**params}, backend, items, up_val, 0, cfg.phonon_loss.hessian_kind))
         state["best_loss"] = state["val_log"][0]["phonon_loss"]
     groups = [list(range(s, min(s + cfg.phonon_batch, len(items)))) for s in range(0, len(items), cfg.phonon_batch)]
     phonon_batches = [make_batch([items[i].atoms for i in g], spec) for g in groups]
@@ -242,10 +261,10 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
             cols = sample_columns(cfg.sampler, [len(it.atoms) for it in its], cfg.seed, epoch, step,
                                   [it.orbit for it in its])  # fmt: skip
             loss, grads, terms = backend.loss_and_grad(spec, p, batch, phonon_targets(its, batch, cols), cfg.phonon_loss)
-            p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt)
+            p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt, n_total)
             ema = ema_update(ema, p, cfg.ema_decay)
             row = {"epoch": epoch, "step": step, "update": opt["t"], "kind": "phonon", "loss": float(loss),
-                   **{f"{k}": float(v) for k, v in terms.items()}, "grad_norm": info["grad_norm"]}  # fmt: skip
+                   **{f"{k}": float(v) for k, v in terms.items()}, "grad_norm": info["grad_norm"], "lr": info["lr"]}  # fmt: skip
             state["log"].append(row)
             for _ in range(cfg.k_upstream if up_batches else 0):
                 idx = up_batches[u % len(up_batches)]
@@ -253,16 +272,16 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
                 structs = [up_train[i] for i in idx]
                 ub = make_batch(structs, spec)
                 loss_u, grads, terms = backend.loss_and_grad(spec, p, ub, upstream_targets(structs, ub), cfg.upstream_loss)
-                p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt)
+                p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt, n_total)
                 ema = ema_update(ema, p, cfg.ema_decay)
                 state["log"].append({"epoch": epoch, "step": step, "update": opt["t"], "kind": "upstream",
                                      "loss": float(loss_u), **{k: float(v) for k, v in terms.items()},
-                                     "grad_norm": info["grad_norm"]})  # fmt: skip
+                                     "grad_norm": info["grad_norm"], "lr": info["lr"]})  # fmt: skip
             if progress:
                 progress(epoch, step, n_steps, row)
-        val = _validate(spec, {**p, **ema}, backend, items, up_val, epoch)
+        val = _validate(spec, {**p, **ema}, backend, items, up_val, epoch, cfg.phonon_loss.hessian_kind)
         state["val_log"].append(val)
-        if val["phonon_loss"] < state["best_loss"]:
+        if val["phonon_loss"] < state["best_loss"] and eligible(cfg, val, state["val_log"][0]):
             state["best_loss"], state["best_epoch"] = val["phonon_loss"], epoch
             state["best"] = {k: ema[k].copy() for k in keys}
         state.update(epoch=epoch, t=opt["t"], params=p, ema=ema, m=opt["m"], v=opt["v"])
@@ -279,11 +298,13 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
     return state
 
 
-def _validate(spec, params, backend, items, up_val, epoch) -> dict:
+def _validate(spec, params, backend, items, up_val, epoch, kind="mae") -> dict:
+    """Validation row; ``phonon_loss`` is the full-Hessian error of the training term's kind
+    (mean over structures of the MAE, or of the MSE = RMSE²)."""
     t0 = time.perf_counter()
     ph = {it.name: full_hessian_errors(spec, params, backend, it) for it in items}
-    row = {"epoch": epoch, "phonon_loss": float(np.mean([v["mae"] for v in ph.values()])) if ph else 0.0,
-           "hessian": ph}  # fmt: skip
+    per = [v["mae"] if kind == "mae" else v["rmse"] ** 2 for v in ph.values()]
+    row = {"epoch": epoch, "phonon_loss": float(np.mean(per)) if ph else 0.0, "hessian": ph}
     from .fit import errors
 
     efs = errors(spec, params, backend=backend, structures=up_val) if up_val else {}

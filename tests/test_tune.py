@@ -180,3 +180,63 @@ def test_cli_tune_with_config_writes_a_tuned_model(si, tmp_path):
     bad.write_text("epochz = 3\n")
     res = CliRunner().invoke(main, ["tune", "si-mlearn", "--config", str(bad), "-o", str(out)])
     assert res.exit_code == 2 and "epochz" in res.output
+
+
+def test_lr_schedule_arithmetic():
+    from pftlite.optim import learning_rate
+
+    const = AdamWConfig(lr=2e-3)
+    assert learning_rate(const, 1) == 2e-3 and learning_rate(const, 10**6, 5) == 2e-3  # exactly lr, no total needed
+    warm = AdamWConfig(lr=2e-3, warmup=0.1)
+    assert [learning_rate(warm, t, 100) for t in (1, 5, 10, 11, 100)] == [2e-4, 1e-3, 2e-3, 2e-3, 2e-3]
+    cos = AdamWConfig(lr=1e-3, schedule="cosine", warmup=0.1, lr_floor=0.05)
+    lrs = np.array([learning_rate(cos, t, 100) for t in range(1, 101)])
+    assert np.allclose(lrs[:10], 1e-3 * np.arange(1, 11) / 10)  # linear warmup over 10 updates
+    assert lrs[10] == 1e-3 and np.isclose(lrs[-1], 5e-5)  # decay starts at lr, ends at the floor
+    assert np.isclose(lrs[10 + 89 // 2], 1e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 44 / 89))))
+    assert np.all(np.diff(lrs[10:]) < 0)
+    assert learning_rate(AdamWConfig(lr=1e-3, schedule="cosine"), 1, 50) == 1e-3  # no warmup
+    with pytest.raises(ValueError, match="total"):
+        learning_rate(cos, 3)
+    with pytest.raises(ValueError, match="unknown"):
+        learning_rate(AdamWConfig(schedule="step"), 1, 10)
+    # the step uses the scheduled size: first Adam step moves by lr(t)
+    p, g = {"w": np.array([1.0])}, {"w": np.array([0.5])}
+    new, st, info = adamw_step(cos, p, g, adamw_init(p, ("w",)), 100)
+    assert info["lr"] == 1e-4 and np.isclose(new["w"][0], 1.0 - 1e-4) and st["t"] == 1
+
+
+def test_resume_with_a_cosine_schedule_and_force_budget_rule(si, numba_backend, tmp_path):
+    from pftlite.tune import eligible
+
+    spec, params, items, up = si
+    opt = AdamWConfig(lr=1e-3, schedule="cosine", warmup=0.2, lr_floor=0.1)
+    cfg = _cfg(optimizer=opt, select_force_budget=0.5)
+    full = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "a")
+    lrs = [r["lr"] for r in full["log"]]
+    assert len(lrs) == 12 and lrs[0] < lrs[2] == 1e-3 and np.isclose(lrs[-1], 1e-4)
+    tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b", stop_after_epoch=2)
+    resumed = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b")
+    assert [r["loss"] for r in resumed["log"]] == [r["loss"] for r in full["log"]]
+    assert [r["lr"] for r in resumed["log"]] == lrs
+    assert np.array_equal(resumed["best"]["w"], full["best"]["w"]) and resumed["best_epoch"] == full["best_epoch"]
+    # the kept EMA is the best-Hessian one among the epochs within the validation force budget
+    v0, vals = full["val_log"][0], full["val_log"][1:]
+    ok = [v for v in vals if v["val_forces_mae"] <= 1.5 * v0["val_forces_mae"] and v["phonon_loss"] < v0["phonon_loss"]]
+    assert full["best_epoch"] == (min(ok, key=lambda v: v["phonon_loss"])["epoch"] if ok else 0)
+    assert eligible(cfg, {"val_forces_mae": 1.4}, {"val_forces_mae": 1.0})
+    assert not eligible(cfg, {"val_forces_mae": 1.6}, {"val_forces_mae": 1.0})
+    assert eligible(_cfg(), {"val_forces_mae": 9.0}, {"val_forces_mae": 1.0})  # rule off
+
+
+def test_cli_tune_rejects_a_bad_schedule_or_hessian_loss(si, tmp_path):
+    from click.testing import CliRunner
+
+    from pftlite.cli import main
+
+    for text, word in (('lr_schedule = "step"\n', "lr-schedule"), ("warmup = 1.5\n", "warmup"),
+                       ('hessian-loss = "huber"\n', "hessian-loss")):  # fmt: skip
+        cfg = tmp_path / "pft.toml"
+        cfg.write_text(text)
+        res = CliRunner().invoke(main, ["tune", "si-mlearn", "--config", str(cfg), "-o", str(tmp_path / "run")])
+        assert res.exit_code == 2 and word in res.output, res.output
