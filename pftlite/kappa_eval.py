@@ -18,7 +18,7 @@ the κ_SRME scoring gives such a material SRME = SRE = 2 (as Matbench Discovery 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,8 +33,7 @@ class KappaProtocol:
     relax: model relaxation (None: the model at the given geometry); fc3: "exact" (JAX,
     derivative of the HVP), "hvp-fd" (central differences of analytic HVPs, step ``h`` Å),
     "displacement" (pair displacements of ``distance`` Å, forces, the DFT solver) or None
-    (exact on jax, hvp-fd on numba);
-    A material with imaginary modes on the mesh (the benchmark's test,
+    (exact on jax, hvp-fd on numba); kappa: a :class:`pftlite.kappa.KappaSettings`. A material with imaginary modes on the mesh (the benchmark's test,
     :func:`pftlite.ksrme.has_imaginary_modes`) is marked failed.
     """
 
@@ -58,15 +57,9 @@ class KappaProtocol:
             "fc3": self.fc3,
             "distance": self.distance,
             "h": self.h,
-            "kappa": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(s).items()},
+            "kappa": s.to_dict(),
             "symprec": self.symprec,
         }
-
-
-def _conductivity(unitcell, primitive_matrix, s2, fc2, s3, fc3, settings, progress=None):
-    from .kappa import conductivity
-
-    return conductivity(unitcell, primitive_matrix, s2, fc2, s3, fc3, settings, progress=progress)
 
 
 def stability(res) -> dict:
@@ -84,12 +77,13 @@ def stability(res) -> dict:
 def reference_kappa(ref3, protocol: KappaProtocol = KappaProtocol(), progress=None):
     """DFT path for a :class:`~pftlite.fc3_data.Phono3pyReference`. Returns ``(record, result)``."""
     from .fc3 import reference_fc3
+    from .kappa import conductivity
 
     t0 = time.perf_counter()
     fc2, fc3, info = reference_fc3(ref3)
     t1 = time.perf_counter()
-    res = _conductivity(ref3.unitcell, ref3.primitive_matrix, ref3.phonon_supercell_matrix, fc2,
-                        ref3.supercell_matrix, fc3, protocol.settings(), progress)  # fmt: skip
+    res = conductivity(ref3.unitcell, ref3.primitive_matrix, ref3.phonon_supercell_matrix, fc2,
+                       ref3.supercell_matrix, fc3, protocol.settings(), progress=progress)  # fmt: skip
     rec = {
         "status": "ok",
         "fc": info,
@@ -108,6 +102,7 @@ def model_kappa(spec, params, backend, unitcell, primitive_matrix, s2, s3,
     KappaResult, or None when it could not be computed.
     """
     from .fc3 import model_fc3
+    from .kappa import conductivity
 
     rec: dict = {"timings": {}}
     atoms = unitcell.copy()
@@ -134,7 +129,7 @@ def model_kappa(spec, params, backend, unitcell, primitive_matrix, s2, s3,
     rec["fc3"] = info3
     rec["timings"]["fc3"] = info3["seconds"]
     t1 = time.perf_counter()
-    res = _conductivity(atoms, primitive_matrix, s2, fc2, s3, fc3, protocol.settings(), progress)
+    res = conductivity(atoms, primitive_matrix, s2, fc2, s3, fc3, protocol.settings(), progress=progress)
     rec["timings"]["kappa"] = time.perf_counter() - t1
     rec["stability"] = st = stability(res)
     if st["imaginary_modes"]:
