@@ -279,3 +279,38 @@ def test_imaginary_modes_reported(si):
     assert np.all(np.isfinite(r.kappa))
     ok = K.conductivity(*si.args(), K.KappaSettings(mesh=(3, 3, 3)))
     assert ok.n_imaginary == 0
+
+
+def test_hexagonal_kappa_equals_phono3py_from_the_same_fc():
+    """Wurtzite AlN (fc2 5×5×3, fc3 3×3×2, no NAC on either side): pftlite's RTA κ_xx and κ_zz
+    from pftlite's own DFT fc2/fc3 equal phono3py's conductivity fed the same arrays."""
+    import phono3py
+    from phonopy.harmonic.force_constants import full_fc_to_compact_fc
+
+    from pftlite.fc3 import reference_fc3
+    from pftlite.fc3_data import load_fc3_reference
+
+    folder = _data("phono3py/AlN-LDA-dimfc2/phono3py_disp_dimfc2.yaml").parent
+    _data("phono3py/AlN-LDA-dimfc2/FORCES_FC3.xz")
+    ref = load_fc3_reference(folder)
+    fc2, fc3, _ = reference_fc3(ref)
+    mesh = (5, 5, 3)
+    ours = K.conductivity(ref.unitcell, ref.primitive_matrix, ref.phonon_supercell_matrix, fc2,
+                          ref.supercell_matrix, fc3, K.KappaSettings(mesh=mesh))  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ph3 = phono3py.load(folder / "phono3py_disp_dimfc2.yaml", forces_fc3_filename=folder / "FORCES_FC3.xz",
+                            forces_fc2_filename=folder / "FORCES_FC2", produce_fc=False, is_compact_fc=True,
+                            log_level=0)  # fmt: skip
+        ph3.nac_params = None
+        ph3.fc2 = full_fc_to_compact_fc(ph3.phonon_primitive, fc2)
+        ph3.fc3 = fc3
+        ph3.mesh_numbers = mesh
+        ph3.init_phph_interaction()
+        ph3.run_thermal_conductivity(temperatures=[300.0])
+    theirs = ph3.thermal_conductivity.kappa[0, 0]  # Voigt xx, yy, zz, yz, xz, xy
+    assert len(ours.weights) == len(ph3.thermal_conductivity.grid_points)
+    k = ours.kappa_P[0]
+    assert k[0, 0] == pytest.approx(theirs[0], rel=2e-3)
+    assert k[2, 2] == pytest.approx(theirs[2], rel=2e-3)
+    assert abs(k[0, 0] - k[2, 2]) > 1.0  # anisotropic, and both directions checked
