@@ -1,4 +1,5 @@
-"""Sweep of `pftlite tune` settings on Si (issue 5): the built-in si-mlearn tuned on mdr/mp-149,
+"""Sweep of `pftlite tune` settings on Si (issue 5): a base model (default the built-in si-mlearn;
+``--model`` for another, e.g. an MLP readout) tuned on mdr/mp-149,
 co-trained on mlearn/Si_training, tested on mlearn/Si_test; one markdown row per run.
 
 Each run: ``pftlite.tune.tune`` in-process (data read once), then the MDR protocol on the kept
@@ -14,6 +15,7 @@ Usage::
     python bench/pft_si_sweep.py --runs mae-w1000 mse-w3e4
     python bench/pft_si_sweep.py --set "my: hessian_weight=1000 lr=1e-3 schedule=cosine warmup=0.05"
     python bench/pft_si_sweep.py --json sweep.json     # also write every result
+    python bench/pft_si_sweep.py --model si-mlp.npz --runs mae-w1000 mse-w3e4   # an MLP base
 
 Keys of ``--set``: any TuneConfig field (epochs, k_upstream, upstream_batch, steps_per_epoch,
 sampler, seed, ema_decay, select_force_budget), optimizer fields (lr, weight_decay, clip_norm,
@@ -94,6 +96,8 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", nargs="*", help=f"Preset names ({', '.join(PRESETS)}); default all.")
     ap.add_argument("--set", action="append", default=[], metavar="NAME: key=value ...", help="An ad-hoc run.")
     ap.add_argument("--backend", default="numba")
+    ap.add_argument("--model", default="si-mlearn", help="Base model: built-in name or file (e.g. an MLP-readout "
+                    "si-mlp.npz from `pftlite fit`); the force budget is vs this model's test force MAE.")  # fmt: skip
     ap.add_argument("--json", help="Write every result (config, errors, test, val_log) here.")
     ap.add_argument("--trace", type=int, default=0, metavar="N",
                     help="Also measure the EMA every N epochs (run resumed epoch by epoch from its checkpoint, "
@@ -102,6 +106,7 @@ def main(argv=None) -> None:
     runs = {k: PRESETS[k] for k in (args.runs if args.runs is not None else ([] if args.set else PRESETS))}
     runs.update(parse_set(s) for s in args.set)
 
+    from pftlite.cli import resolve_model
     from pftlite.datasets import fetch
     from pftlite.fit import errors
     from pftlite.io import read_mlearn
@@ -111,8 +116,7 @@ def main(argv=None) -> None:
     from pftlite.registry import get_backend
     from pftlite.tune import phonon_items, tune
 
-    root = Path(__file__).parents[1]
-    spec, params, _ = load_model(root / "pftlite/data/si-mlearn.npz")
+    spec, params, _ = load_model(resolve_model(args.model))
     be = get_backend(args.backend)
     ref = load_reference("mdr/mp-149")
     items = phonon_items([ref])
@@ -131,7 +135,7 @@ def main(argv=None) -> None:
           f"(budget {(1 + BUDGET) * f_base:.4f}); nequix-mp-1-pft |errors| {NEQUIX}\n")  # fmt: skip
     print("| run | Δω_max K | ΔS | ΔF | ΔC_V | fc RMSE | freq MAE | test E meV/at | test F eV/Å (Δ) | best ep | wall s | beats |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    print(fmt_row("base si-mlearn", base, f_base), flush=True)
+    print(fmt_row(f"base {Path(args.model).stem}", base, f_base), flush=True)
     results = {"base": base}
     for name, over in runs.items():
         cfg = make_config(over)

@@ -256,12 +256,37 @@ def _read_labelled(paths, spec, energy_key, forces_key, stress_key):
 @click.option("--equilibrium", multiple=True,
               help="Relaxed DFT structure (file or dataset name, e.g. phono3py/NaCl-222): force 0 and stress 0 "
                    "labels added. For forces-only DATA, whose equilibrium volume is otherwise free.")  # fmt: skip
+@click.option("--gradient", is_flag=True, help="Train every parameter by gradient after the least-squares start "
+              "(implied for an MLP readout).")  # fmt: skip
+@click.option("--start", type=click.Choice(["ls", "model"]), default="ls", show_default=True,
+              help="Gradient start: least-squares linear part, MLP residual off (ls), or MODEL's parameters.")  # fmt: skip
+@click.option("--epochs", default=30, show_default=True, type=int, help="Gradient: passes over the training split.")
+@click.option("--lr", default=3e-4, show_default=True, type=float, help="Gradient: AdamW step size (peak).")
+@click.option("--batch", default=8, show_default=True, type=int, help="Gradient: structures per update.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="cosine", show_default=True,
+              help="Gradient: step size after the warmup (cosine: decay to --lr-floor x lr).")  # fmt: skip
+@click.option("--warmup", default=0.02, show_default=True, type=float, help="Gradient: share of updates in warmup.")
+@click.option("--lr-floor", default=0.01, show_default=True, type=float, help="Gradient: final cosine step, x lr.")
+@click.option("--weight-decay", default=0.0, show_default=True, type=float, help="Gradient: decoupled weight decay.")
+@click.option("--clip-norm", default=10.0, show_default=True, type=float, help="Gradient: global-norm clip (0 = off).")
+@click.option("--ema-decay", default=0.99, show_default=True, type=float, help="Gradient: EMA decay per update.")
+@click.option("--loss-weights", default="500,200,50", show_default=True,
+              help="Gradient: MSE weights of energy (eV/atom)², forces (eV/Å)², stress (eV/Å³)².")  # fmt: skip
+@click.option("--val-fraction", default=0.1, show_default=True, type=float,
+              help="Gradient: seeded validation share of the training structures (picks the kept EMA).")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, help="Gradient: seed of the MLP start, split, order.")
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Gradient: folder of checkpoint.npz and logs (default fit-<stem> beside the output model); a rerun resumes.")  # fmt: skip
+@click.option("--restart", is_flag=True, help="Gradient: ignore an existing checkpoint in the run folder.")
 @BACKEND_OPTION
 @user_errors
 def fit(model, data, test_data, output, energy_weight, forces_weight, stress_weight, ridge,
         energy_key, forces_key, stress_key, report, holdout, split_seed, norm_rattle, norm_strain, equilibrium,
-        backend):  # fmt: skip
-    """Least-squares fit of MODEL's linear readout to energies, forces and stresses in DATA.
+        gradient, start, epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm, ema_decay,
+        loss_weights, val_fraction, seed, run_dir, restart, backend):  # fmt: skip
+    """Fit MODEL to energies, forces and stresses in DATA: least squares for a linear readout;
+    for an MLP readout (or --gradient) least squares of the linear part, then every parameter
+    by gradient (AdamW + EMA, best EMA on a validation split, checkpoints; a rerun resumes).
 
     DATA: extxyz files with labels, mlearn JSON files, phono3py displacement data (forces only),
     or dataset names (e.g. mlearn/Si_training, phono3py/NaCl-222). Labels missing from a
@@ -274,14 +299,17 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
         errors,
         fit_linear,
         holdout_split,
+        mlp_start,
         perturbed_copies,
     )
     from .model import save_model
     from .registry import get_backend
 
     spec, params, meta = _load(model)
-    if spec.readout != "linear":
-        raise InputError(f"{model}: least-squares fit needs readout 'linear' (this model: {spec.readout})")
+    gradient = gradient or spec.readout != "linear"
+    if gradient:
+        cfg = _gradient_fit_config(epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm,
+                                   ema_decay, loss_weights, val_fraction, seed)  # fmt: skip
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"--holdout: a fraction in [0, 1), got {holdout}")
     be = get_backend(backend)
@@ -295,23 +323,33 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     fitted = train + [equilibrium_labels(a) for a in _read_equilibrium(equilibrium, spec)]
     w = FitWeights(energy=energy_weight, forces=forces_weight, stress=stress_weight, ridge=ridge)
     t0 = time.perf_counter()
-    with click.progressbar(length=len(fitted), label="fitting", file=sys.stderr) as bar:
-        norm = perturbed_copies(train, norm_rattle, norm_strain, seed=split_seed) if norm_rattle or norm_strain else None
-        params = fit_linear(spec, fitted, w, progress=lambda i, n: bar.update(1), normalise_on=norm)
+    if not gradient or start == "ls":
+        import dataclasses
+
+        lin = dataclasses.replace(spec, readout="linear")
+        with click.progressbar(length=len(fitted), label="least squares", file=sys.stderr) as bar:
+            norm = perturbed_copies(train, norm_rattle, norm_strain, seed=split_seed) if norm_rattle or norm_strain else None
+            ls = fit_linear(lin, fitted, w, progress=lambda i, n: bar.update(1), normalise_on=norm)
+        params = ls if not gradient else mlp_start(spec, ls, seed)
+    grad_record = None
+    if gradient:
+        run = Path(run_dir) if run_dir else Path(output or model).with_name(f"fit-{Path(output or model).stem}")
+        params, grad_record = _fit_by_gradient(spec, params, be, fitted, cfg, run, restart)
     dt = time.perf_counter() - t0
     rows = {"train": errors(spec, params, train, be)}
     if test:
         rows["test"] = errors(spec, params, test, be)
     click.echo(_error_table(rows))
-    click.echo(f"fitted {spec.n_features} features x {len(spec.species)} species on "
-               f"{len(train)} structures ({sum(len(a) for a in train)} atoms) in {dt:.1f} s")  # fmt: skip
+    click.echo(f"fitted {spec.n_features} features x {len(spec.species)} species ({spec.readout} readout, "
+               f"{'gradient' if gradient else 'least squares'}) on {len(train)} structures "
+               f"({sum(len(a) for a in train)} atoms) in {dt:.1f} s")  # fmt: skip
     meta = dict(meta)
     meta.setdefault("history", []).append({
         "command": "fit", "data": [str(d) for d in data], "test": [str(d) for d in test_data],
         "split": split, "equilibrium": [str(e) for e in equilibrium],
         "normalisation": {"rattle": norm_rattle, "strain": norm_strain},
         "weights": {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight, "ridge": ridge},
-        "errors": rows, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gradient": grad_record, "errors": rows, "seconds": dt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })  # fmt: skip
     out = output or model
     save_model(out, spec, params, meta)
@@ -319,6 +357,65 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     if report:
         with atomic_path(report) as tmp:
             tmp.write_text(json.dumps(rows, indent=2))
+
+
+def _gradient_fit_config(epochs, lr, batch, schedule, warmup, lr_floor, weight_decay, clip_norm, ema_decay,
+                         loss_weights, val_fraction, seed):  # fmt: skip
+    """`pftlite fit` gradient options -> TuneConfig (one-line InputError on bad values)."""
+    from .fit import gradient_config
+    from .loss import LossSpec
+
+    try:
+        we, wf, ws = (float(x) for x in str(loss_weights).replace(",", " ").split())
+    except ValueError:
+        raise InputError(f"--loss-weights: three numbers E,F,S, got {loss_weights!r}") from None
+    if epochs < 1 or batch < 1 or lr <= 0 or min(we, wf, ws) < 0 or not (we or wf or ws):
+        raise InputError("fit: --epochs, --batch and --lr must be positive, --loss-weights >= 0 and not all 0")
+    if not (0.0 <= warmup < 1.0 and 0.0 <= lr_floor <= 1.0 and 0.0 <= val_fraction < 1.0 and 0.0 <= ema_decay < 1.0):
+        raise InputError("fit: --warmup and --val-fraction in [0, 1), --lr-floor in [0, 1], --ema-decay in [0, 1)")
+    return gradient_config(epochs=epochs, lr=lr, batch=batch, seed=seed, val_fraction=val_fraction,
+                           loss=LossSpec(energy=we, forces=wf, stress=ws, kind="mse"), schedule=schedule,
+                           warmup=warmup, lr_floor=lr_floor, weight_decay=weight_decay, clip_norm=clip_norm,
+                           ema_decay=ema_decay)  # fmt: skip
+
+
+def _fit_by_gradient(spec, params, be, structures, cfg, run_dir, restart):
+    """Gradient training with a progress bar, logs in ``run_dir`` -> (best EMA params, record)."""
+    from .atomic import atomic_path
+    from .fit import fit_gradient
+    from .phonon_runs import write_json
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if restart and (run_dir / "checkpoint.npz").exists():
+        (run_dir / "checkpoint.npz").unlink()
+    t0 = time.perf_counter()
+    with click.progressbar(length=cfg.epochs, label="gradient fit", file=sys.stderr,
+                           item_show_func=lambda s: s or "") as bar:  # fmt: skip
+        last = {"epoch": None}
+
+        def progress(epoch, step, n_steps, row):
+            if step == n_steps - 1 and last["epoch"] != epoch:
+                last["epoch"] = epoch
+                bar.update(1, f"epoch {epoch} loss {row.get('loss', float('nan')):.4g}")
+
+        state = fit_gradient(spec, params, be, structures, cfg, run_dir=run_dir, progress=progress)
+    dt = time.perf_counter() - t0
+    cols = ["epoch", "step", "update", "loss", "energy", "forces", "stress", "grad_norm", "lr"]
+    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in state["log"]]
+    with atomic_path(run_dir / "log.csv") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    val_log = [{k: v for k, v in r.items() if k not in ("hessian", "phonon_loss")} for r in state["val_log"]]
+    record = {"config": cfg.to_dict(), "steps_per_epoch": state["steps_per_epoch"], "best_epoch": state["best_epoch"],
+              "best_val_loss": state["best_loss"], "split": {k: v for k, v in state["split"].items() if k != "phonon"},
+              "seconds": dt, "run_dir": str(run_dir)}  # fmt: skip
+    write_json(run_dir / "log.json", {**record, "val_log": val_log})
+    v0, vb = val_log[0], next((r for r in val_log if r["epoch"] == state["best_epoch"]), val_log[-1])
+    if "val_loss" in v0:
+        click.echo(f"gradient fit: {cfg.epochs} epochs x {state['steps_per_epoch']} updates in {dt:.1f} s; best EMA at "
+                   f"epoch {state['best_epoch']}: validation loss {v0['val_loss']:.4g} -> {vb['val_loss']:.4g}, "
+                   f"F MAE {v0.get('val_forces_mae', float('nan')):.4f} -> {vb.get('val_forces_mae', float('nan')):.4f} eV/Å")  # fmt: skip
+    record.pop("split")
+    return {**params, **state["best"]}, record
 
 
 def _read_equilibrium(args, spec):

@@ -1,4 +1,4 @@
-"""Least-squares fit of a linear-readout model to energies, forces and stresses.
+"""Base fit: least squares for a linear readout, gradient training for any readout.
 
 For the linear readout every prediction is linear in the trainable parameters
 theta = (e0[s], w[s, f]):
@@ -11,6 +11,10 @@ so the design rows are descriptor tangents (:func:`pftlite.backends.numba_backen
 and the fit is one weighted ridge regression, accumulated structure by structure
 (memory O(P^2), P = S (F + 1)). Feature normalisation (mean, scale) comes from the training
 set's per-atom features. This gives the base model that phonon fine-tuning starts from.
+
+An MLP readout (or ``--gradient``) starts from that least-squares solution (:func:`mlp_start`:
+the MLP residual switched off, ``w2 = 0``) and trains every parameter by gradient on the EFS
+loss (:func:`fit_gradient`: the PFT loop of :mod:`pftlite.tune` without phonon data).
 """
 
 from __future__ import annotations
@@ -212,6 +216,55 @@ def fit_linear(spec, structures, weights: FitWeights = FitWeights(), progress=No
     return solve_normal(spec, params, A, y, weights.ridge)
 
 
+# --- gradient fit (any readout) ------------------------------------------------------------
+
+
+def gradient_config(epochs: int = 100, lr: float = 1e-3, batch: int = 8, seed: int = 0, val_fraction: float = 0.1,
+                    loss=None, **optimizer):  # fmt: skip
+    """Settings of :func:`fit_gradient` as a :class:`pftlite.tune.TuneConfig` with no phonon
+    term: one upstream batch per step (``k_upstream`` 1, so an epoch is one pass over the
+    training split), ``loss`` (a :class:`pftlite.loss.LossSpec`; default the PFT recipe's
+    upstream EFS weights 500 / 200 / 50, MSE), AdamW ``lr`` and further ``optimizer`` fields
+    (schedule, warmup, lr_floor, weight_decay, clip_norm); ``ema_decay`` may be passed too."""
+    import dataclasses
+
+    from .tune import TuneConfig
+
+    base = TuneConfig()
+    ema = optimizer.pop("ema_decay", base.ema_decay)
+    opt = dataclasses.replace(base.optimizer, lr=lr, **optimizer)
+    return dataclasses.replace(base, epochs=epochs, k_upstream=1, upstream_batch=batch, seed=seed,
+                               upstream_val_fraction=val_fraction, optimizer=opt, ema_decay=ema,
+                               upstream_loss=loss or base.upstream_loss)  # fmt: skip
+
+
+def mlp_start(spec, linear_params: dict, seed: int = 0, w2_scale: float = 0.0) -> dict:
+    """Start of a gradient fit from a least-squares linear solution: ``e0``, ``w``, ``mean``,
+    ``scale`` from ``linear_params`` (fit with the linear readout); for an MLP readout, ``W1``
+    random N(0, 1/F) from ``default_rng(seed)`` (the :func:`pftlite.model.init_params` draw),
+    ``b1`` 0, ``w2`` N(0, ``w2_scale``²) (0: the start is exactly the least-squares model)."""
+    p = init_params(spec, seed=seed)
+    for k in ("e0", "w", "mean", "scale"):
+        p[k] = np.array(linear_params[k], dtype=np.float64)
+    if spec.readout == "mlp":
+        p["w2"] = np.random.default_rng([seed, 2]).normal(0.0, 1.0, size=p["w2"].shape) * w2_scale
+    return p
+
+
+def fit_gradient(spec, params, backend, structures, cfg, run_dir=None, progress=None, stop_after_epoch=None) -> dict:
+    """Train every parameter of ``(spec, params)`` on labelled ``structures`` by gradient: the
+    :func:`pftlite.tune.tune` loop with no phonon items (AdamW, global-norm clip, lr schedule,
+    EMA; seeded validation split ``cfg.upstream_val_fraction``; the kept EMA ``best`` is the
+    one with the lowest validation EFS loss; atomic checkpoints in ``run_dir`` and bitwise
+    resume). cfg: see :func:`gradient_config`. Returns tune's state dict."""
+    from .tune import tune
+
+    if cfg.k_upstream < 1:
+        raise ValueError("fit_gradient needs k_upstream >= 1")
+    return tune(spec, params, backend, [], structures, cfg, run_dir=run_dir, progress=progress,
+                stop_after_epoch=stop_after_epoch)  # fmt: skip
+
+
 def equilibrium_labels(atoms):
     """A copy of ``atoms`` labelled as a relaxed DFT geometry: forces 0 (N, 3) eV/Å and
     stress 0 (6,) eV/Å³, no energy. For forces-only data sets (phono3py displacements carry
@@ -235,10 +288,17 @@ def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[np.ndarray, n
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def errors(spec, params, structures, backend=None) -> dict:
-    """MAE and RMSE of energy (eV/atom), forces (eV/Å) and stress (GPa) on labelled structures."""
+def errors(spec, params, structures, backend=None, loss=None) -> dict:
+    """MAE and RMSE of energy (eV/atom), forces (eV/Å) and stress (GPa) on labelled structures.
+
+    loss: optional :class:`pftlite.loss.LossSpec` (EFS terms); then ``res["loss"]`` is that
+    training loss over all ``structures`` at once (each term a mean over every labelled entry).
+    """
+    from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+
     be = backend or nbk
     de, df, ds = [], [], []
+    preds, labels = [], []
     for a in structures:
         out = be.energy_forces_stress(spec, params, make_batch([a], spec))
         if np.isfinite(a.info.get("energy", np.nan)):
@@ -246,12 +306,26 @@ def errors(spec, params, structures, backend=None) -> dict:
         if "forces" in a.arrays:
             df.append((out["forces"] - a.arrays["forces"]).ravel())
         if "stress" in a.info:
-            from ase.stress import full_3x3_to_voigt_6_stress
-
             ds.append((full_3x3_to_voigt_6_stress(out["stress"][0]) - a.info["stress"]) * 160.21766208)
+        if loss is not None:
+            preds.append(out)
+            labels.append((a.info.get("energy", np.nan),
+                           a.arrays["forces"] if "forces" in a.arrays else np.full((len(a), 3), np.nan),
+                           voigt_6_to_full_3x3_stress(a.info["stress"]) if "stress" in a.info else np.full((3, 3), np.nan)))  # fmt: skip
     res = {}
     for name, vals in (("energy", de), ("forces", df), ("stress", ds)):
         if vals:
             v = np.concatenate([np.atleast_1d(x) for x in vals])
             res[name] = {"mae": float(np.abs(v).mean()), "rmse": float(np.sqrt((v * v).mean()))}
+    if loss is not None and structures:
+        from .loss import Targets, loss_value
+
+        pred = {"energy": np.concatenate([o["energy"] for o in preds]), "forces": np.concatenate([o["forces"] for o in preds]),
+                "stress": np.concatenate([o["stress"] for o in preds])}  # fmt: skip
+        B = len(structures)
+        t = Targets(energy=np.array([x[0] for x in labels], dtype=float), forces=np.concatenate([x[1] for x in labels]),
+                    stress=np.stack([x[2] for x in labels]), columns=-np.ones(B, dtype=np.int64),
+                    hessian_columns=np.full((len(pred["forces"]), 3), np.nan))  # fmt: skip
+        value, _ = loss_value(loss, pred, t, np.array([len(a) for a in structures], dtype=float))
+        res["loss"] = float(value)
     return res

@@ -149,10 +149,11 @@ def steps_per_epoch(cfg: TuneConfig, n_upstream_train: int) -> int:
     return 8
 
 
-def total_updates(cfg: TuneConfig, n_steps: int, n_upstream_train: int) -> int:
-    """AdamW updates of the whole run (the lr schedule's length)."""
+def total_updates(cfg: TuneConfig, n_steps: int, n_upstream_train: int, n_phonon: int = 1) -> int:
+    """AdamW updates of the whole run (the lr schedule's length); ``n_phonon`` = 0: no phonon
+    update per step (EFS training, :func:`pftlite.fit.fit_gradient`)."""
     k = cfg.k_upstream if n_upstream_train else 0
-    return cfg.epochs * n_steps * (1 + k)
+    return cfg.epochs * n_steps * ((1 if n_phonon else 0) + k)
 
 
 def eligible(cfg: TuneConfig, val: dict, base_val: dict) -> bool:
@@ -219,6 +220,11 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
     run_dir: where ``checkpoint.npz`` is kept (resume if present and from the same run).
     progress(epoch, step, n_steps, row): called after each phonon step.
     stop_after_epoch: stop (as if killed) after writing this epoch's checkpoint (tests).
+
+    With no phonon ``items`` this is plain EFS training (:func:`pftlite.fit.fit_gradient`):
+    each step is ``k_upstream`` upstream updates only, and the kept EMA is the one with the
+    lowest upstream validation loss (``val_loss``: ``cfg.upstream_loss`` over the whole
+    validation split; the last EMA when there is no validation split).
     """
     from .errors import InputError
 
@@ -227,7 +233,10 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
     up_train = [upstream[i] for i in train_idx]
     up_val = [upstream[i] for i in val_idx]
     n_steps = steps_per_epoch(cfg, len(up_train))
-    n_total = total_updates(cfg, n_steps, len(up_train))
+    n_total = total_updates(cfg, n_steps, len(up_train), len(items))
+    select = "phonon_loss" if items else "val_loss"
+    if not items and not (cfg.k_upstream and up_train):
+        raise ValueError("tune: without phonon items, training needs upstream data and k_upstream >= 1")
     key = config_key(cfg, spec, params, items, len(upstream))
     ckpt = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
@@ -242,8 +251,9 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
         state = {"key": key, "epoch": 0, "t": 0, "params": dict(params), "ema": {k: params[k].copy() for k in keys},
                  "best": {k: params[k].copy() for k in keys}, "m": opt["m"], "v": opt["v"],
                  "best_loss": None, "best_epoch": -1, "log": [], "val_log": []}  # fmt: skip
-        state["val_log"].append(_validate(spec, {**params}, backend, items, up_val, 0, cfg.phonon_loss.hessian_kind))
-        state["best_loss"] = state["val_log"][0]["phonon_loss"]
+        state["val_log"].append(_validate(spec, {**params}, backend, items, up_val, 0, cfg.phonon_loss.hessian_kind,
+                                          cfg.upstream_loss))  # fmt: skip
+        state["best_loss"] = state["val_log"][0].get(select, np.inf)
     groups = [list(range(s, min(s + cfg.phonon_batch, len(items)))) for s in range(0, len(items), cfg.phonon_batch)]
     phonon_batches = [make_batch([items[i].atoms for i in g], spec) for g in groups]
 
@@ -255,17 +265,19 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
         up_batches = [order[s : s + cfg.upstream_batch] for s in range(0, len(order), cfg.upstream_batch)]
         u = 0
         for step in range(n_steps):
-            g = step % len(groups)
-            its = [items[i] for i in groups[g]]
-            batch = phonon_batches[g]
-            cols = sample_columns(cfg.sampler, [len(it.atoms) for it in its], cfg.seed, epoch, step,
-                                  [it.orbit for it in its])  # fmt: skip
-            loss, grads, terms = backend.loss_and_grad(spec, p, batch, phonon_targets(its, batch, cols), cfg.phonon_loss)
-            p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt, n_total)
-            ema = ema_update(ema, p, cfg.ema_decay)
-            row = {"epoch": epoch, "step": step, "update": opt["t"], "kind": "phonon", "loss": float(loss),
-                   **{f"{k}": float(v) for k, v in terms.items()}, "grad_norm": info["grad_norm"], "lr": info["lr"]}  # fmt: skip
-            state["log"].append(row)
+            row = None
+            if groups:
+                g = step % len(groups)
+                its = [items[i] for i in groups[g]]
+                batch = phonon_batches[g]
+                cols = sample_columns(cfg.sampler, [len(it.atoms) for it in its], cfg.seed, epoch, step,
+                                      [it.orbit for it in its])  # fmt: skip
+                loss, grads, terms = backend.loss_and_grad(spec, p, batch, phonon_targets(its, batch, cols), cfg.phonon_loss)
+                p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt, n_total)
+                ema = ema_update(ema, p, cfg.ema_decay)
+                row = {"epoch": epoch, "step": step, "update": opt["t"], "kind": "phonon", "loss": float(loss),
+                       **{f"{k}": float(v) for k, v in terms.items()}, "grad_norm": info["grad_norm"], "lr": info["lr"]}  # fmt: skip
+                state["log"].append(row)
             for _ in range(cfg.k_upstream if up_batches else 0):
                 idx = up_batches[u % len(up_batches)]
                 u += 1
@@ -278,11 +290,12 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
                                      "loss": float(loss_u), **{k: float(v) for k, v in terms.items()},
                                      "grad_norm": info["grad_norm"], "lr": info["lr"]})  # fmt: skip
             if progress:
-                progress(epoch, step, n_steps, row)
-        val = _validate(spec, {**p, **ema}, backend, items, up_val, epoch, cfg.phonon_loss.hessian_kind)
+                progress(epoch, step, n_steps, row if row is not None else state["log"][-1])
+        val = _validate(spec, {**p, **ema}, backend, items, up_val, epoch, cfg.phonon_loss.hessian_kind, cfg.upstream_loss)
         state["val_log"].append(val)
-        if val["phonon_loss"] < state["best_loss"] and eligible(cfg, val, state["val_log"][0]):
-            state["best_loss"], state["best_epoch"] = val["phonon_loss"], epoch
+        loss_v = val.get(select)  # None: no validation split (EFS training), keep the last EMA
+        if (loss_v is None or loss_v < state["best_loss"]) and eligible(cfg, val, state["val_log"][0]):
+            state["best_loss"], state["best_epoch"] = (np.inf if loss_v is None else loss_v), epoch
             state["best"] = {k: ema[k].copy() for k in keys}
         state.update(epoch=epoch, t=opt["t"], params=p, ema=ema, m=opt["m"], v=opt["v"])
         if ckpt is not None:
@@ -298,19 +311,22 @@ def tune(spec, params, backend, items: list[PhononItem], upstream: list, cfg: Tu
     return state
 
 
-def _validate(spec, params, backend, items, up_val, epoch, kind="mae") -> dict:
+def _validate(spec, params, backend, items, up_val, epoch, kind="mae", upstream_loss=None) -> dict:
     """Validation row; ``phonon_loss`` is the full-Hessian error of the training term's kind
-    (mean over structures of the MAE, or of the MSE = RMSE²)."""
+    (mean over structures of the MAE, or of the MSE = RMSE²); ``val_loss`` (with
+    ``upstream_loss``) the upstream EFS loss over the whole validation split."""
     t0 = time.perf_counter()
     ph = {it.name: full_hessian_errors(spec, params, backend, it) for it in items}
     per = [v["mae"] if kind == "mae" else v["rmse"] ** 2 for v in ph.values()]
     row = {"epoch": epoch, "phonon_loss": float(np.mean(per)) if ph else 0.0, "hessian": ph}
     from .fit import errors
 
-    efs = errors(spec, params, backend=backend, structures=up_val) if up_val else {}
+    efs = errors(spec, params, backend=backend, structures=up_val, loss=upstream_loss) if up_val else {}
     for q in ("energy", "forces", "stress"):
         if q in efs:
             row[f"val_{q}_mae"] = efs[q]["mae"]
+    if "loss" in efs:
+        row["val_loss"] = efs["loss"]
     row["seconds"] = time.perf_counter() - t0
     return row
 
