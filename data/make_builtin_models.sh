@@ -7,3 +7,11 @@ cd "$(dirname "$0")/.."
 out=pftlite/data/si-mlearn.npz
 pftlite init "$out" --force -s Si --r-cut 5.0 --n-radial 12 --l-max 4 --n-radial-4b 4 --l-max-4b 3
 pftlite fit "$out" mlearn/Si_training --test mlearn/Si_test --report data/si-mlearn-errors.json
+
+# si-mlearn-mlp: the same descriptor with an MLP readout (hidden 16): least squares for the
+# linear part, then 30 epochs of AdamW (cosine schedule, EMA, best validation EMA kept) on the
+# same training set (~140 s on 2 cores). Tuning recipe: data/pft-si-mlp.toml (see README).
+out=pftlite/data/si-mlearn-mlp.npz
+pftlite init "$out" --force -s Si --r-cut 5.0 --n-radial 12 --l-max 4 --n-radial-4b 4 --l-max-4b 3 \
+    --readout mlp --hidden 16
+pftlite fit "$out" mlearn/Si_training --test mlearn/Si_test --report data/si-mlearn-mlp-errors.json

@@ -890,7 +890,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         if v:
             settings[k] = list(v)
     model_path = resolve_model(model)
-    if model_path.stem == "si-mlearn":
+    if model_path.stem in ("si-mlearn", "si-mlearn-mlp"):  # the built-in Si models: their data
         for k, v in TUNE_DEFAULTS.items():
             settings.setdefault(k, list(v))
     if not settings.get("phonons"):
@@ -977,8 +977,9 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     out_model = run_dir / "tuned.npz"
     save_model(out_model, spec, tuned, meta)
     click.echo(f"{cfg.epochs} epochs x {state['steps_per_epoch']} phonon steps in {dt:.1f} s; best EMA at epoch "
-               f"{state['best_epoch']} (full-Hessian MAE {state['val_log'][0]['phonon_loss']:.4f} -> "
-               f"{state['best_loss']:.4f} eV/Å²); wrote {out_model}")  # fmt: skip
+               f"{state['best_epoch']} (full-Hessian {cfg.phonon_loss.hessian_kind.upper()} "
+               f"{state['val_log'][0]['phonon_loss']:.4f} -> {state['best_loss']:.4f} "
+               f"{'eV/Å²' if cfg.phonon_loss.hessian_kind == 'mae' else '(eV/Å²)²'}); wrote {out_model}")  # fmt: skip
     if evaluate:
         from .fit import errors
 
