@@ -25,7 +25,7 @@ from ase import Atoms
 from . import datasets
 from .errors import InputError
 from .io import _OPENERS, _float_array, _get, _one_line, _open_text
-from .phonon_data import PhononReference, _primitive_matrix, _supercell_matrix
+from .phonon_data import PhononReference, _primitive_matrix, _supercell_matrix, resolve_yaml
 
 _YAML_PATTERNS = ("phono3py_params*.yaml", "phono3py.yaml", "phono3py_disp*.yaml")
 _SYMPREC = 1e-5
@@ -130,16 +130,7 @@ def _fetch_dataset(name: str) -> Path | None:
 
 
 def _resolve(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return _yaml_in_dir(p)
-    if p.is_file():
-        return p
-    if isinstance(path, str) and not p.exists() and (found := _fetch_dataset(path)) is not None:
-        return found
-    raise InputError(
-        f"{path}: no such file or folder, nor a phono3py dataset name of pftlite.datasets"
-    )
+    return resolve_yaml(path, _yaml_in_dir, _fetch_dataset, "a phono3py dataset name")
 
 
 def _beside(folder: Path, name: str) -> Path | None:

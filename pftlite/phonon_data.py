@@ -118,16 +118,20 @@ def _fetch_dataset(name: str) -> Path | None:
     return datasets.fetch(key)
 
 
-def _resolve(path: str | os.PathLike) -> Path:
-    """The yaml that ``path`` (file, folder or dataset name) designates."""
+def resolve_yaml(path: str | os.PathLike, yaml_in_dir=None, fetch_dataset=None,
+                 what: str = "a dataset name") -> Path:  # fmt: skip
+    """The yaml that ``path`` (file, folder or dataset name) designates; ``yaml_in_dir`` and
+    ``fetch_dataset`` find it in a folder / among the datasets (default: phonopy's names)."""
     p = Path(path)
     if p.is_dir():
-        return _yaml_in_dir(p)
+        return (yaml_in_dir or _yaml_in_dir)(p)
     if p.is_file():
         return p
-    if isinstance(path, str) and not p.exists() and (found := _fetch_dataset(path)) is not None:
-        return found
-    raise InputError(f"{path}: no such file or folder, nor a dataset name of pftlite.datasets")
+    if isinstance(path, str) and not p.exists():
+        found = (fetch_dataset or _fetch_dataset)(path)
+        if found is not None:
+            return found
+    raise InputError(f"{path}: no such file or folder, nor {what} of pftlite.datasets")
 
 
 def find_reference_files(path: str | os.PathLike) -> dict:
@@ -142,7 +146,7 @@ def find_reference_files(path: str | os.PathLike) -> dict:
         the yaml has no forces, ``force_constants`` only when it has no force constants,
         ``born`` only when it has no ``nac`` block.
     """
-    yaml_path = _resolve(path)
+    yaml_path = resolve_yaml(path)
     folder = yaml_path.parent
 
     def beside(*names: str) -> str | None:
