@@ -6,8 +6,10 @@ Each run: ``pftlite.tune.tune`` in-process (data read once), then the MDR protoc
 EMA (model relaxed, analytic fc, Γ acoustic excluded, 300 K) and the mlearn Si *test* E/F MAE.
 Columns: Δω_max K, ΔS J/K/mol, ΔF kJ/mol, ΔC_V J/K/mol (model − DFT), fc RMSE eV/Å²,
 commensurate-frequency MAE THz, test E meV/atom, test F eV/Å and its change vs the base model,
-best epoch, wall s (tune only). ``beats`` marks runs under the published nequix-mp-1-pft on all
-four metrics with the force change within +5 %.
+relaxed volume vs the DFT cell (%), best epoch, wall s (tune only). ``beats`` marks runs under the published nequix-mp-1-pft on all
+four metrics with the force change within +5 %. With ``--seeds`` every run is repeated per seed
+(sampled columns, batch order and the upstream validation split change) and a summary row gives
+the mean ± standard deviation over seeds, the worst |Δ| per metric and how many seeds beat nequix.
 
 Usage::
 
@@ -16,10 +18,12 @@ Usage::
     python bench/pft_si_sweep.py --set "my: hessian_weight=1000 lr=1e-3 schedule=cosine warmup=0.05"
     python bench/pft_si_sweep.py --json sweep.json     # also write every result
     python bench/pft_si_sweep.py --model si-mlp.npz --runs mae-w1000 mse-w3e4   # an MLP base
+    python bench/pft_si_sweep.py --model si-mlearn-mlp --runs mse-w3e4 --seeds 0 1 2 3   # seed spread
 
 Keys of ``--set``: any TuneConfig field (epochs, k_upstream, upstream_batch, steps_per_epoch,
 sampler, seed, ema_decay, select_force_budget), optimizer fields (lr, weight_decay, clip_norm,
-schedule, warmup, lr_floor), hessian_weight, hessian_kind (mae|mse), upstream_forces / upstream_energy (upstream weights).
+schedule, warmup, lr_floor), hessian_weight, hessian_kind (mae|mse), upstream_forces / upstream_energy (upstream weights),
+phonon_forces / phonon_stress (phonon-structure weights).
 Run one sweep at a time (each run uses every core; ~40-60 s on 2 cores).
 """
 
@@ -75,7 +79,9 @@ def make_config(overrides: dict):
     o = dict(overrides)
     opt = dataclasses.replace(base.optimizer, **{k: o.pop(k) for k in OPT_KEYS if k in o})
     ph = dataclasses.replace(base.phonon_loss, hessian=float(o.pop("hessian_weight", base.phonon_loss.hessian)),
-                             hessian_kind=o.pop("hessian_kind", base.phonon_loss.hessian_kind))  # fmt: skip
+                             hessian_kind=o.pop("hessian_kind", base.phonon_loss.hessian_kind),
+                             forces=float(o.pop("phonon_forces", base.phonon_loss.forces)),
+                             stress=float(o.pop("phonon_stress", base.phonon_loss.stress)))  # fmt: skip
     up = dataclasses.replace(base.upstream_loss, forces=float(o.pop("upstream_forces", base.upstream_loss.forces)),
                              energy=float(o.pop("upstream_energy", base.upstream_loss.energy)))  # fmt: skip
     return dataclasses.replace(base, optimizer=opt, phonon_loss=ph, upstream_loss=up, **o)
@@ -87,8 +93,26 @@ def fmt_row(name: str, r: dict, f_base: float) -> str:
     beats = all(abs(e[k]) < v for k, v in NEQUIX.items()) and d <= 100 * BUDGET
     return (f"| {name} | {e['omega_max_K']:+.1f} | {e['S']:+.3f} | {e['F']:+.3f} | {e['C_V']:+.3f} | "
             f"{e['fc_rmse']:.4f} | {e['freq_mae_THz']:.3f} | {1e3 * t['energy']['mae']:.2f} | "
-            f"{t['forces']['mae']:.4f} ({d:+.1f} %) | {r.get('best_epoch', '–')} | "
+            f"{t['forces']['mae']:.4f} ({d:+.1f} %) | {100 * r['volume_change']:+.2f} | {r.get('best_epoch', '–')} | "
             f"{r.get('seconds', 0):.0f} | {'yes' if beats else ''} |")  # fmt: skip
+
+
+def fmt_summary(name: str, rs: list[dict], f_base: float) -> str:
+    """Mean ± std over seeds of each column, the worst seed's |Δ| in brackets, wins count."""
+    keys = ("omega_max_K", "S", "F", "C_V")
+    e = {k: np.array([r["errors"][k] for r in rs]) for k in keys}
+    d = np.array([100.0 * (r["test"]["forces"]["mae"] / f_base - 1.0) for r in rs])
+    wins = sum(all(abs(r["errors"][k]) < v for k, v in NEQUIX.items()) and dd <= 100 * BUDGET for r, dd in zip(rs, d))
+    cell = {k: f"{e[k].mean():+.{1 if k == 'omega_max_K' else 3}f} ± {e[k].std(ddof=1) if len(rs) > 1 else 0:.{1 if k == 'omega_max_K' else 3}f} "
+               f"[{np.abs(e[k]).max():.{1 if k == 'omega_max_K' else 3}f}]" for k in keys}  # fmt: skip
+    fc = np.array([r["errors"]["fc_rmse"] for r in rs])
+    fq = np.array([r["errors"]["freq_mae_THz"] for r in rs])
+    te = np.array([1e3 * r["test"]["energy"]["mae"] for r in rs])
+    tf = np.array([r["test"]["forces"]["mae"] for r in rs])
+    return (f"| **{name}: {len(rs)} seeds** | {cell['omega_max_K']} | {cell['S']} | {cell['F']} | {cell['C_V']} | "
+            f"{fc.mean():.4f} | {fq.mean():.3f} | {te.mean():.2f} | {tf.mean():.4f} ({d.mean():+.1f} %, max {d.max():+.1f}) | "
+            f"{100 * np.mean([r['volume_change'] for r in rs]):+.2f} | – | "
+            f"{sum(r.get('seconds', 0) for r in rs):.0f} | {wins}/{len(rs)} |")  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -102,12 +126,20 @@ def main(argv=None) -> None:
     ap.add_argument("--trace", type=int, default=0, metavar="N",
                     help="Also measure the EMA every N epochs (run resumed epoch by epoch from its checkpoint, "
                          "which is bitwise the uninterrupted run); one extra row per measurement.")  # fmt: skip
+    ap.add_argument("--shells", action="store_true",
+                    help="After each row, the fc error by neighbour shell (pftlite.fc_shells) of that model.")  # fmt: skip
+    ap.add_argument("--seeds", nargs="*", type=int, metavar="SEED",
+                    help="Repeat every run with each of these seeds (overrides its seed) and add a "
+                         "summary row: mean ± std [worst |Δ|], wins over nequix.")  # fmt: skip
     args = ap.parse_args(argv)
     runs = {k: PRESETS[k] for k in (args.runs if args.runs is not None else ([] if args.set else PRESETS))}
     runs.update(parse_set(s) for s in args.set)
+    if args.seeds:
+        runs = {f"{name} seed {sd}": {**over, "seed": sd, "_group": name} for name, over in runs.items() for sd in args.seeds}
 
     from pftlite.cli import resolve_model
     from pftlite.datasets import fetch
+    from pftlite.fc_shells import format_shell_table
     from pftlite.fit import errors
     from pftlite.io import read_mlearn
     from pftlite.model import load_model
@@ -127,17 +159,23 @@ def main(argv=None) -> None:
 
     def measure(prm) -> dict:
         r = evaluate(spec, prm, args.backend, ref, protocol, dft=dft)
-        return {"errors": r["errors"], "test": errors(spec, prm, test, be)}
+        return {"errors": r["errors"], "test": errors(spec, prm, test, be),
+                "volume_change": r["model"]["relax"]["volume_change"]}  # fmt: skip
 
     base = measure(params)
     f_base = base["test"]["forces"]["mae"]
     print(f"Si mp-149: DFT ω_max {dft[0]['omega_max_K']:.1f} K; base test F MAE {f_base:.4f} eV/Å "
           f"(budget {(1 + BUDGET) * f_base:.4f}); nequix-mp-1-pft |errors| {NEQUIX}\n")  # fmt: skip
-    print("| run | Δω_max K | ΔS | ΔF | ΔC_V | fc RMSE | freq MAE | test E meV/at | test F eV/Å (Δ) | best ep | wall s | beats |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | Δω_max K | ΔS | ΔF | ΔC_V | fc RMSE | freq MAE | test E meV/at | test F eV/Å (Δ) | dV/V % | best ep | wall s | beats |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(fmt_row(f"base {Path(args.model).stem}", base, f_base), flush=True)
+    if args.shells:
+        print("\n" + format_shell_table(base["errors"]["fc_shells"]) + "\n", flush=True)
     results = {"base": base}
+    groups: dict[str, list[dict]] = {}
     for name, over in runs.items():
+        over = dict(over)
+        group = over.pop("_group", None)
         cfg = make_config(over)
         t0 = time.perf_counter()
         if args.trace:
@@ -157,6 +195,12 @@ def main(argv=None) -> None:
             {k: v for k, v in row.items() if k != "hessian"} for row in state["val_log"]])  # fmt: skip
         results[name] = r
         print(fmt_row(name, r, f_base), flush=True)
+        if args.shells:
+            print("\n" + format_shell_table(r["errors"]["fc_shells"]) + "\n", flush=True)
+        if group is not None:
+            groups.setdefault(group, []).append(r)
+            if len(groups[group]) == len(args.seeds):
+                print(fmt_summary(group, groups[group], f_base), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=lambda x: np.asarray(x).tolist()))
 

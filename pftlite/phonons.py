@@ -10,7 +10,8 @@
    supercell with the reference primitive cell (:mod:`pftlite.force_constants`), the same
    properties;
 3. errors model − DFT: ω_max (K), F (kJ/mol), S and C_V (J/K/mol) at every temperature, the
-   stability flags, force-constant RMSE (eV/Å²) and commensurate-frequency MAE/RMSE (THz).
+   stability flags, force-constant RMSE (eV/Å²) and commensurate-frequency MAE/RMSE (THz),
+   and the fc error by neighbour shell (:mod:`pftlite.fc_shells`).
 
 Everything returned is JSON-ready; the protocol record states every choice made.
 """
@@ -27,6 +28,7 @@ from .force_constants import (
     make_phonopy,
     model_force_constants,
     reference_force_constants,
+    supercell_atoms,
 )
 from .relax import RelaxSettings, relax
 from .thermo import ThermoSettings, frequencies_at, harmonic_properties, thermal_properties
@@ -150,9 +152,11 @@ def model_properties(spec, params, backend, ref, protocol: PhononProtocol = Phon
     return props, fc, ph
 
 
-def compare(model: dict, dft: dict, fc_model=None, fc_dft=None) -> dict:
+def compare(model: dict, dft: dict, fc_model=None, fc_dft=None, supercell=None) -> dict:
     """Errors model − DFT (signed) for every metric and temperature; fc RMSE (eV/Å²) and
-    commensurate-frequency errors (THz, bands sorted at each q)."""
+    commensurate-frequency errors (THz, bands sorted at each q); with ``supercell`` (the DFT
+    supercell, ase.Atoms) also ``fc_shells``, the fc error by neighbour shell
+    (:func:`pftlite.fc_shells.shell_table`)."""
     err = {m: model[m] - dft[m] for m in METRICS if m in model and m in dft}
     for key in ("free_energy", "entropy", "heat_capacity"):
         err[f"{key}_vs_T"] = (np.asarray(model["thermal"][key]) - np.asarray(dft["thermal"][key])).tolist()
@@ -164,6 +168,10 @@ def compare(model: dict, dft: dict, fc_model=None, fc_dft=None) -> dict:
     if fc_model is not None and fc_dft is not None:
         err["fc_rmse"] = float(np.sqrt(((fc_model - fc_dft) ** 2).mean()))
         err["fc_rms_dft"] = float(np.sqrt((fc_dft**2).mean()))
+        if supercell is not None:
+            from .fc_shells import shell_table
+
+            err["fc_shells"] = shell_table(supercell, fc_model, fc_dft)
     return err
 
 
@@ -189,7 +197,7 @@ def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtoc
         "model": model,
     }
     if model["status"] == "ok":
-        result["errors"] = compare(model, dft, fc_m, fc_d)
+        result["errors"] = compare(model, dft, fc_m, fc_d, supercell_atoms(ph_d))
     result["seconds"] = time.perf_counter() - t0
     if keep:
         result["_phonopy"] = {"DFT": ph_d, **({"model": ph_m} if ph_m is not None else {})}
