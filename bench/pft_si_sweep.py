@@ -53,6 +53,8 @@ PRESETS = {  # the README table (30 epochs; seed 0)
     "mse-w3e4-E100": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 3e4, "upstream_energy": 100},
     "mse-w3e4-60ep": {"epochs": 60, "hessian_kind": "mse", "hessian_weight": 3e4},
     "mse-w1e5": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 1e5},
+    "mse-w1e5-K0": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 1e5, "k_upstream": 0},
+    "mse-w1e5-sym": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 1e5, "sampler": "symmetry"},
     "mse-w3e4-cos1e-3": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 3e4, **COS},
     "mse-w1e5-cos1e-3": {"epochs": 30, "hessian_kind": "mse", "hessian_weight": 1e5, **COS},
 }
