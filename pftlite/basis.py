@@ -95,7 +95,7 @@ def solid_harmonic_polynomials(l_max: int) -> list[dict]:
     out = []
     for l in range(l_max + 1):
         row = [None] * (2 * l + 1)
-        for m in range(0, l + 1):
+        for m in range(l + 1):
             # Pi_l^m(z, r^2) with the sqrt((l-m)!/(l+m)!) factor
             pi = {}
             pref = math.sqrt(math.factorial(l - m) / math.factorial(l + m))

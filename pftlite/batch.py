@@ -64,7 +64,7 @@ class Batch:
         x = self.positions if positions is None else positions
         return x[self.edge_j] - x[self.edge_i] + self.edge_shift
 
-    def with_positions(self, positions) -> "Batch":
+    def with_positions(self, positions) -> Batch:
         """Same graph, new positions (N, 3). The caller guarantees the list is still valid."""
         from dataclasses import replace
 

@@ -57,8 +57,7 @@ def _grid(cell, r_cut, n_atoms):
         cz = b[0] * c[1] - b[1] * c[0]
         d[a] = vol / np.sqrt(cx * cx + cy * cy + cz * cz)
         nbins[a] = int(min(np.floor(_BINS_PER_RCUT * d[a] / rc), 1048576.0))  # no int64 overflow below
-        if nbins[a] < 1:
-            nbins[a] = 1
+        nbins[a] = max(nbins[a], 1)
     cap = _MAX_BINS_PER_ATOM * n_atoms + 125
     while nbins[0] * nbins[1] * nbins[2] > cap:  # coarser bins stay correct (reach follows)
         a = int(np.argmax(nbins))

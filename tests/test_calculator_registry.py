@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from ase.build import bulk
+from conftest import random_params, small_spec
 
 from pftlite.calculator import PftliteCalculator
 from pftlite.errors import BackendUnavailable
 from pftlite.registry import INTERFACE, available_backends, get_backend
-
-from conftest import random_params, small_spec
 
 
 def test_registry():

@@ -8,6 +8,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read, write
 from click.testing import CliRunner
+from conftest import random_params
 
 from pftlite.batch import make_batch
 from pftlite.cli import main
@@ -15,8 +16,6 @@ from pftlite.datasets import fetch
 from pftlite.errors import DataUnavailable
 from pftlite.model import FORMAT_VERSION, load_model, save_model
 from pftlite.registry import get_backend
-
-from conftest import random_params
 
 
 def run(*args):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from ase.stress import full_3x3_to_voigt_6_stress
+from conftest import crystals, random_params, small_spec
 
 from pftlite.backends import numba_backend as nbk
 from pftlite.batch import make_batch
@@ -10,8 +11,6 @@ from pftlite.datasets import fetch
 from pftlite.errors import DataUnavailable
 from pftlite.fit import FitWeights, design_rows, errors, fit_linear
 from pftlite.io import read_mlearn
-
-from conftest import crystals, random_params, small_spec
 
 
 def test_design_rows_reproduce_predictions():

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import crystals, random_params, small_spec
 
 from pftlite.batch import make_batch
 from pftlite.loss import LossSpec, Targets, column_vectors
 from pftlite.model import trainable_keys
 from pftlite.testing import fd_convergence
-
-from conftest import crystals, random_params, small_spec
 
 CRYSTALS = crystals()
 PAIR = ("sic", "si")

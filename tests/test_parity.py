@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import crystals, random_params, small_spec
 
 from pftlite.batch import make_batch
 from pftlite.loss import LossSpec, Targets
-
-from conftest import crystals, random_params, small_spec
 
 CRYSTALS = crystals()
 RTOL = 1e-9

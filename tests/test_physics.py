@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from ase import Atoms
+from conftest import crystals, random_params, small_spec
 from scipy.spatial.transform import Rotation
 
 from pftlite.batch import make_batch
 from pftlite.testing import check_backend
-
-from conftest import crystals, random_params, small_spec
 
 CRYSTALS = crystals()
 

@@ -18,14 +18,14 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
 
-from ..basis import radial_basis  # noqa: E402
-from ..batch import Batch  # noqa: E402
-from ..loss import LossSpec, Targets, column_vectors, loss_value  # noqa: E402
-from ..model import trainable_keys  # noqa: E402
-from ..readout import site_energy  # noqa: E402
+from ..basis import radial_basis
+from ..batch import Batch
+from ..loss import LossSpec, Targets, column_vectors, loss_value
+from ..model import trainable_keys
+from ..readout import site_energy
 
 NAME = "jax"
 
