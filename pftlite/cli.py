@@ -6,6 +6,7 @@ exit with status 2; no traceback. Every command takes ``--backend numba|jax``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -381,29 +382,15 @@ def _gradient_fit_config(epochs, lr, batch, schedule, warmup, lr_floor, weight_d
 
 def _fit_by_gradient(spec, params, be, structures, cfg, run_dir, restart):
     """Gradient training with a progress bar, logs in ``run_dir`` -> (best EMA params, record)."""
-    from .atomic import atomic_path
     from .fit import fit_gradient
     from .phonon_runs import write_json
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if restart and (run_dir / "checkpoint.npz").exists():
-        (run_dir / "checkpoint.npz").unlink()
+    _prepare_run_dir(run_dir, restart)
     t0 = time.perf_counter()
-    with click.progressbar(length=cfg.epochs, label="gradient fit", file=sys.stderr,
-                           item_show_func=lambda s: s or "") as bar:  # fmt: skip
-        last = {"epoch": None}
-
-        def progress(epoch, step, n_steps, row):
-            if step == n_steps - 1 and last["epoch"] != epoch:
-                last["epoch"] = epoch
-                bar.update(1, f"epoch {epoch} loss {row.get('loss', float('nan')):.4g}")
-
+    with _epoch_bar("gradient fit", cfg.epochs, lambda ep, row: f"epoch {ep} loss {row.get('loss', float('nan')):.4g}") as progress:
         state = fit_gradient(spec, params, be, structures, cfg, run_dir=run_dir, progress=progress)
     dt = time.perf_counter() - t0
-    cols = ["epoch", "step", "update", "loss", "energy", "forces", "stress", "grad_norm", "lr"]
-    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in state["log"]]
-    with atomic_path(run_dir / "log.csv") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    _write_log_csv(run_dir / "log.csv", state["log"], ["epoch", "step", "update", "loss", "energy", "forces", "stress", "grad_norm", "lr"])
     val_log = [{k: v for k, v in r.items() if k not in ("hessian", "phonon_loss")} for r in state["val_log"]]
     record = {"config": cfg.to_dict(), "steps_per_epoch": state["steps_per_epoch"], "best_epoch": state["best_epoch"],
               "best_val_loss": state["best_loss"], "split": {k: v for k, v in state["split"].items() if k != "phonon"},
@@ -809,6 +796,38 @@ def _read_config(path) -> dict:
     return data
 
 
+def _prepare_run_dir(run_dir: Path, restart: bool) -> None:
+    """Create a training run folder; ``restart`` drops its checkpoint (else a rerun resumes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if restart and (run_dir / "checkpoint.npz").exists():
+        (run_dir / "checkpoint.npz").unlink()
+
+
+def _write_log_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    """One CSV line per training update (columns ``cols``; missing values empty), atomically."""
+    from .atomic import atomic_path
+
+    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def _epoch_bar(label: str, n_epochs: int, describe):
+    """A stderr progress bar advanced once per finished epoch; yields the ``progress(epoch,
+    step, n_steps, row)`` callback of :func:`pftlite.tune.tune` / ``fit_gradient``;
+    ``describe(epoch, row)`` is the text shown beside it."""
+    with click.progressbar(length=n_epochs, label=label, file=sys.stderr, item_show_func=lambda s: s or "") as bar:
+        last = {"epoch": None}
+
+        def progress(epoch, step, n_steps, row):
+            if step == n_steps - 1 and last["epoch"] != epoch:
+                last["epoch"] = epoch
+                bar.update(1, describe(epoch, row))
+
+        yield progress
+
+
 def _tune_table(rows: dict) -> str:
     head = (f"{'':<22}{'ω_max K':>10}{'ΔS':>9}{'ΔF':>9}{'ΔC_V':>9}{'fc RMSE':>9}{'freq MAE':>10}"
             f"{'test E meV/at':>15}{'test F eV/Å':>13}")  # fmt: skip
@@ -873,7 +892,6 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     checkpoint. With no arguments: the built-in si-mlearn on mdr/mp-149 + mlearn Si."""
     import dataclasses
 
-    from .atomic import atomic_path
     from .model import save_model
     from .optim import AdamWConfig
     from .phonon_runs import file_sha256, write_json
@@ -933,31 +951,18 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     if cfg.k_upstream and not up:
         raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
     run_dir = Path(run_dir or f"tune-{model_path.stem}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if restart and (run_dir / "checkpoint.npz").exists():
-        (run_dir / "checkpoint.npz").unlink()
+    _prepare_run_dir(run_dir, restart)
     items = phonon_items(refs)
     click.echo(f"tune {model_path.name}: {len(items)} phonon structure(s) "
                f"({', '.join(f'{it.name} {len(it.atoms)} atoms' for it in items)}), {len(up)} upstream, "
                f"sampler {cfg.sampler}, K={cfg.k_upstream}, backend {backend} -> {run_dir}/", err=True)  # fmt: skip
     t0 = time.perf_counter()
-    with click.progressbar(length=cfg.epochs, label="tuning", file=sys.stderr,
-                           item_show_func=lambda s: s or "") as bar:  # fmt: skip
-        last = {"epoch": None}
-
-        def progress(epoch, step, n_steps, row):
-            if step == n_steps - 1 and last["epoch"] != epoch:
-                last["epoch"] = epoch
-                bar.update(1, f"epoch {epoch} hessian {row.get('hessian', float('nan')):.4f}")
-
+    with _epoch_bar("tuning", cfg.epochs, lambda ep, row: f"epoch {ep} hessian {row.get('hessian', float('nan')):.4f}") as progress:
         state = run_tune(spec, params, be, items, up, cfg, run_dir=run_dir, progress=progress)
     dt = time.perf_counter() - t0
     tuned = state["best"]
     # logs
-    cols = ["epoch", "step", "update", "kind", "loss", "energy", "forces", "stress", "hessian", "grad_norm"]
-    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in state["log"]]
-    with atomic_path(run_dir / "log.csv") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    _write_log_csv(run_dir / "log.csv", state["log"], ["epoch", "step", "update", "kind", "loss", "energy", "forces", "stress", "hessian", "grad_norm"])
     record = {"config": cfg.to_dict(), "data": {k: [str(x) for x in settings.get(k, [])] for k in lists},
               "split": state["split"], "holdout": holdout, "steps_per_epoch": state["steps_per_epoch"],
               "best_epoch": state["best_epoch"],
