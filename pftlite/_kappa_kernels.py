@@ -15,6 +15,13 @@ Kernels:
 - Fourier transform of fc3 for one triplet (three-leg r0 average or single leg);
 - reciprocal → normal-mode transform and the imaginary self-energy, parallel over triplets;
 - isotope (Tamura) scattering on the full grid.
+
+Degenerate bands: the tetrahedron weights of a band come from that band's frequencies at the
+neighbouring grid points, where a degeneracy is lifted, so they differ among degenerate bands
+and a sum of weight × |eigenvector overlap|² would depend on the (arbitrary, rounding-chosen)
+basis inside a degenerate subspace. The weights are therefore averaged over each degenerate
+set at q' and q'' (ph-ph, as phono3py's ``average_degenerate_weights``) and at q' (isotopes),
+with the sets given as ``deg_ids[gp, band]`` = first band of the set (phonopy's 1e-4 THz rule).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ import numpy as np
 from numba import njit, prange
 
 THM_EPSILON = 1e-10
+#: |ω - vertex value| below which ω counts as *at* that vertex (THz), and the offset of the
+#: two one-sided evaluations then averaged (see :func:`thm_weight_sorted`)
+THM_SNAP = 1e-9
+THM_SIDE = 2e-9
 TWO_PI = 2.0 * np.pi
 
 
@@ -108,25 +119,47 @@ def thm_sort(tomegas, central, vs, cis):
                 cis[t] = c
 
 
+@njit(cache=True, inline="always")
+def _thm_tetra(v, omega, ci):
+    """One tetrahedron's I·g at ``omega`` (sorted vertex values ``v``, central vertex ``ci``)."""
+    if omega < v[0]:
+        return 0.0
+    elif omega < v[1]:
+        i = 1
+    elif omega < v[2]:
+        i = 2
+    elif omega < v[3]:
+        i = 3
+    else:
+        return 0.0
+    return _thm_I(v, omega, i, ci) * _thm_g(v, omega, i)
+
+
 @njit(cache=True)
 def thm_weight_sorted(omega, vs, cis):
     """Linear-tetrahedron weight of δ(omega - ε(q)) at the central grid point (1/THz per
-    grid point), from :func:`thm_sort` output (phonopy's "I" function)."""
+    grid point), from :func:`thm_sort` output (phonopy's "I" function).
+
+    Where ``omega`` is within ``THM_SNAP`` of a vertex value — which symmetry makes exact:
+    ω = f(q0) and a vertex is a star image of q0 — rounding noise would pick the branch, and
+    with two equal vertex values one branch has zero width (phonopy's regularisation gives 0
+    there instead of the limit) or the tetrahedron DOS has a step. The weight there is the mean
+    of the one-sided values at ω ± ``THM_SIDE``: the limit where the weight is continuous, the
+    midpoint of a step, and in either case independent of the noise.
+    """
     n_tetra = vs.shape[0]
     total = 0.0
     for t in range(n_tetra):
         v = vs[t]
-        if omega < v[0]:
-            continue
-        elif omega < v[1]:
-            i = 1
-        elif omega < v[2]:
-            i = 2
-        elif omega < v[3]:
-            i = 3
+        at_vertex = False
+        for c in range(4):
+            if abs(omega - v[c]) < THM_SNAP:
+                at_vertex = True
+        if at_vertex:
+            total += 0.5 * (_thm_tetra(v, omega - THM_SIDE, cis[t])
+                            + _thm_tetra(v, omega + THM_SIDE, cis[t]))  # fmt: skip
         else:
-            continue
-        total += _thm_I(v, omega, i, cis[t]) * _thm_g(v, omega, i)
+            total += _thm_tetra(v, omega, cis[t])
     return total / (n_tetra / 4)
 
 
@@ -185,6 +218,36 @@ def _gaussian(x, sigma):
 
 
 @njit(cache=True)
+def average_degenerate_blocks(g, d1, d2):
+    """Replace ``g[i, J, K]`` (n0, nb, nb) by its mean over each block J × K of degenerate
+    sets (``d1``/``d2``: first band of each band's set at q'/q'', sets contiguous)."""
+    n0, nb, _ = g.shape
+    j0 = 0
+    while j0 < nb:
+        j1 = j0 + 1
+        while j1 < nb and d1[j1] == d1[j0]:
+            j1 += 1
+        k0 = 0
+        while k0 < nb:
+            k1 = k0 + 1
+            while k1 < nb and d2[k1] == d2[k0]:
+                k1 += 1
+            if (j1 - j0) * (k1 - k0) > 1:
+                inv = 1.0 / ((j1 - j0) * (k1 - k0))
+                for i in range(n0):
+                    m = 0.0
+                    for j in range(j0, j1):
+                        for k in range(k0, k1):
+                            m += g[i, j, k]
+                    m *= inv
+                    for j in range(j0, j1):
+                        for k in range(k0, k1):
+                            g[i, j, k] = m
+            k0 = k1
+        j0 = j1
+
+
+@njit(cache=True)
 def triplet_weights(f0s, freqs, v1, v2, gp1, gp2, central, sigma, g0, g01):
     """Integration weights of one triplet into ``g0``/``g01`` (n0, nb, nb).
 
@@ -236,6 +299,10 @@ def triplet_weights(f0s, freqs, v1, v2, gp1, gp2, central, sigma, g0, g01):
                     hi_p = max(hi_p, a + b)
                     lo_m = min(lo_m, min(b - a, a - b))
                     hi_m = max(hi_m, max(b - a, a - b))
+            lo_p -= THM_SIDE  # ω within THM_SIDE of the range still gets its one-sided half
+            lo_m -= THM_SIDE
+            hi_p += THM_SIDE
+            hi_m += THM_SIDE
             need_p = fmax >= lo_p and fmin < hi_p
             need_m = fmax >= lo_m and fmin < hi_m
             if need_p:
@@ -502,14 +569,15 @@ def fc3_q0_partials_many(g00s, ph_re, ph_im, fc3_23, sat_of):
 
 @njit(parallel=True, cache=True)
 def gamma_groups(grp_gp0, grp_start, triplets, weights, qpoints, ph_re, ph_im, pre_vec, freqs,
-                 eigvecs, fc3_1, y3r, y3i, z2r, z2i, sat_of, inv_sqrt_m, r0_average, rel,
-                 addresses, gp_map, D, sigma, temps_thz, cutoff, unit, block):
+                 eigvecs, deg_ids, fc3_1, y3r, y3i, z2r, z2i, sat_of, inv_sqrt_m, r0_average,
+                 rel, addresses, gp_map, D, sigma, temps_thz, cutoff, unit, block):
     """Imaginary self-energy Γ (n_groups, nT, nb) of several q0, before degeneracy averaging.
 
     Group g: the triplets ``grp_start[g]:grp_start[g+1]`` of ``triplets`` (n, 3 BZ ids), all
     with the same q0 image ``triplets[:, 0]`` (its phases, eigenvectors and the q0 partial
     sums ``y3, z2`` [g] of :func:`fc3_q0_partials_many` are used), and ``grp_gp0[g]`` the BZ
-    point whose frequencies enter the integration weights. ``weights`` (n,).
+    point whose frequencies enter the integration weights. ``weights`` (n,). Tetrahedron
+    weights are averaged over the degenerate sets ``deg_ids`` (n_bz, nb) at q' and q''.
 
     Γ_b0 = unit Σ_t w_t Σ_b1b2 |Φ|²/(f0 f1 f2) [(n1 + n2 + 1) g0 + (n1 - n2) g01], only
     f0, f1, f2 > ``cutoff`` (THz); ``temps_thz`` = k_B T / h (THz), 0 for T = 0. One
@@ -555,6 +623,9 @@ def gamma_groups(grp_gp0, grp_start, triplets, weights, qpoints, ph_re, ph_im, p
                 v1 = neighbor_bz_points(g1p, rel, addresses, gp_map, D)
                 v2 = neighbor_bz_points(g2p, -rel, addresses, gp_map, D)
             if triplet_weights(f0s, freqs, v1, v2, g1p, g2p, central, sigma, gw0[nk], gw1[nk]):
+                if sigma <= 0:
+                    average_degenerate_blocks(gw0[nk], deg_ids[g1p], deg_ids[g2p])
+                    average_degenerate_blocks(gw1[nk], deg_ids[g1p], deg_ids[g2p])
                 keep[nk] = it
                 nk += 1
         if nk == 0:
@@ -618,11 +689,13 @@ def gamma_groups(grp_gp0, grp_start, triplets, weights, qpoints, ph_re, ph_im, p
 
 
 @njit(parallel=True, cache=True)
-def isotope_gamma(gp0, grid_bz, freqs, eigvecs, mass_var, rel, addresses, gp_map, D, sigma,
-                  cutoff, n_grid):
+def isotope_gamma(gp0, grid_bz, freqs, eigvecs, deg_ids, mass_var, rel, addresses, gp_map, D,
+                  sigma, cutoff, n_grid):
     """Tamura isotope Γ (nb,) at BZ point ``gp0`` over the regular grid ``grid_bz`` (BZ ids).
 
-    Γ_b0 = π/4/N f0² Σ_q'j' δ(f0 - f') Σ_k g_k |Σ_c e*_0(k c) e'(k c)|², modes f' ≥ cutoff.
+    Γ_b0 = π/4/N f0² Σ_q'j' δ(f0 - f') Σ_k g_k |Σ_c e*_0(k c) e'(k c)|², modes f' ≥ cutoff;
+    tetrahedron weights averaged over the degenerate sets ``deg_ids`` at q' (not over b0:
+    the caller averages Γ over the degenerate sets at q0).
     """
     nb = freqs.shape[1]
     n_p = nb // 3
@@ -638,33 +711,50 @@ def isotope_gamma(gp0, grid_bz, freqs, eigvecs, mass_var, rel, addresses, gp_map
         tom = np.empty((n_tetra, 4))
         vs = np.empty((n_tetra, 4))
         cis = np.empty(n_tetra, dtype=np.int64)
+        wgt = np.zeros((nb, nb))  # [j, b0]
         for j in range(nb):
             f = freqs[gp, j]
             if f < cutoff:
                 continue
-            lo, hi = 1e300, -1e300
-            if sigma <= 0:
-                for t in range(n_tetra):
-                    for c in range(4):
-                        x = freqs[verts[t, c], j]
-                        tom[t, c] = x
-                        lo = min(lo, x)
-                        hi = max(hi, x)
-                inside = False
+            if sigma > 0:
                 for b0 in range(nb):
-                    if lo <= f0s[b0] < hi:
-                        inside = True
-                if not inside:
-                    continue
-                thm_sort(tom, central, vs, cis)
+                    wgt[j, b0] = _gaussian(f0s[b0] - f, sigma)
+                continue
+            lo, hi = 1e300, -1e300
+            for t in range(n_tetra):
+                for c in range(4):
+                    x = freqs[verts[t, c], j]
+                    tom[t, c] = x
+                    lo = min(lo, x)
+                    hi = max(hi, x)
+            inside = False
             for b0 in range(nb):
-                if sigma <= 0:
-                    if not lo <= f0s[b0] < hi:
-                        continue
-                    wgt = thm_weight_sorted(f0s[b0], vs, cis)
-                else:
-                    wgt = _gaussian(f0s[b0] - f, sigma)
-                if wgt == 0.0:
+                if lo <= f0s[b0] < hi:
+                    inside = True
+            if not inside:
+                continue
+            thm_sort(tom, central, vs, cis)
+            for b0 in range(nb):
+                if lo <= f0s[b0] < hi:
+                    wgt[j, b0] = thm_weight_sorted(f0s[b0], vs, cis)
+        if sigma <= 0:  # average over each degenerate set of j (contiguous bands)
+            j0 = 0
+            while j0 < nb:
+                j1 = j0 + 1
+                while j1 < nb and deg_ids[gp, j1] == deg_ids[gp, j0]:
+                    j1 += 1
+                if j1 - j0 > 1:
+                    for b0 in range(nb):
+                        m = 0.0
+                        for j in range(j0, j1):
+                            m += wgt[j, b0]
+                        m /= j1 - j0
+                        for j in range(j0, j1):
+                            wgt[j, b0] = m
+                j0 = j1
+        for j in range(nb):
+            for b0 in range(nb):
+                if wgt[j, b0] == 0.0:
                     continue
                 s = 0.0
                 for k in range(n_p):
@@ -672,7 +762,7 @@ def isotope_gamma(gp0, grid_bz, freqs, eigvecs, mass_var, rel, addresses, gp_map
                     for c in range(3):
                         z += np.conj(e0[3 * k + c, b0]) * eigvecs[gp, 3 * k + c, j]
                     s += mass_var[k] * (z.real * z.real + z.imag * z.imag)
-                part[ig, b0] += s * wgt
+                part[ig, b0] += s * wgt[j, b0]
     out = np.zeros(nb)
     for ig in range(ng):
         for b0 in range(nb):

@@ -269,6 +269,46 @@ def _harmonic(ph2, fc2c, qpoints, factor):
     return np.ascontiguousarray(freqs), np.ascontiguousarray(v), dd
 
 
+def degenerate_ids(freqs, tol=1e-4) -> np.ndarray:
+    """First band of each band's degenerate set (n_q, nb) int64, phonopy's rule: ascending
+    frequencies, a band joins the previous band's set when they differ by < ``tol`` THz."""
+    f = np.asarray(freqs, float)
+    out = np.empty(f.shape, dtype=np.int64)
+    out[..., 0] = 0
+    for b in range(1, f.shape[-1]):
+        out[..., b] = np.where(f[..., b] - f[..., b - 1] < tol, out[..., b - 1], b)
+    return out
+
+
+def degenerate_mean(freqs, deg_ids) -> np.ndarray:
+    """Frequencies (n_q, nb) with every degenerate set replaced by its mean, so that bands of
+    one set are bitwise equal and get identical integration weights (their computed values
+    differ by rounding, and the tetrahedron weights are not smooth in f where a vertex of a
+    tetrahedron is a symmetry image of the same point)."""
+    f = np.asarray(freqs, float)
+    out = f.copy()
+    nb = f.shape[-1]
+    for b0 in range(nb):
+        sel = deg_ids == b0  # (n_q, nb): the bands of the set that starts at b0
+        n = sel.sum(axis=1)
+        multi = n > 1
+        if multi.any():
+            mean = (f * sel).sum(axis=1)[multi] / n[multi]
+            rows = np.flatnonzero(multi)
+            out[rows] = np.where(sel[rows], mean[:, None], out[rows])
+    return out
+
+
+def zero_gamma_acoustic(freqs, addresses) -> np.ndarray:
+    """Frequencies (n_q, nb) with the three modes of smallest |f| at Γ (grid address 0 0 0)
+    set to exactly 0 (phonopy's pick of the acoustic modes). At Γ they are rounding noise of
+    either sign; zero makes every later step independent of that noise."""
+    out = np.array(freqs, dtype=float, copy=True)
+    for gp in np.flatnonzero(~np.any(np.asarray(addresses), axis=1)):
+        out[gp, np.sort(np.argsort(np.abs(out[gp]), kind="stable")[:3])] = 0.0
+    return out
+
+
 def _degenerate_sets(f, tol=1e-4):
     """Index sets of degenerate bands (ascending frequencies, phonopy's 1e-4 THz rule)."""
     sets, cur = [], [0]
@@ -348,6 +388,9 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
 
     t0 = time.perf_counter()
     freqs, eigvecs, _ = _harmonic(ph2, fc2c, bz.qpoints, u.DefaultToTHz)
+    freqs = zero_gamma_acoustic(freqs, bz.addresses)
+    deg_ids = degenerate_ids(freqs)
+    freqs = degenerate_mean(freqs, deg_ids)
     grid_f = freqs[bz.grg2bzg]
     n_imag = int((grid_f < -s.cutoff_frequency).sum())
     ir = bz.ir_bz
@@ -388,7 +431,7 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
             parts = (np.zeros((1, 1, 1, 1, 27)),) * 4
         gg = kk.gamma_groups(np.asarray(grp_gp0, np.int64), np.asarray(starts, np.int64), trips,
                              np.concatenate(wts), bz.qpoints, ph_re, ph_im, tabs["pre_vec"], freqs,
-                             eigvecs, tabs["fc3_1"], *parts, tabs["sat_of"], inv_sqrt_m,
+                             eigvecs, deg_ids, tabs["fc3_1"], *parts, tabs["sat_of"], inv_sqrt_m,
                              tabs["r0_average"], bz.tetrahedra, bz.addresses, bz.gp_map, bz.D,
                              sigma, temps_thz, float(s.cutoff_frequency),
                              unit_gamma / bz.n_grid, TRIPLET_BLOCK)  # fmt: skip
@@ -411,8 +454,10 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
         else:
             mv = mass_variances(prim.symbols)
         gamma_iso = np.array([
-            kk.isotope_gamma(int(gp), bz.grg2bzg, freqs, eigvecs, mv, bz.tetrahedra, bz.addresses,
-                             bz.gp_map, bz.D, sigma, float(s.cutoff_frequency), bz.n_grid)
+            _average_degenerate(
+                kk.isotope_gamma(int(gp), bz.grg2bzg, freqs, eigvecs, deg_ids, mv, bz.tetrahedra,
+                                 bz.addresses, bz.gp_map, bz.D, sigma, float(s.cutoff_frequency),
+                                 bz.n_grid), freqs[gp])
             for gp in ir])  # fmt: skip
         seconds["gamma_isotope"] = time.perf_counter() - t0
 

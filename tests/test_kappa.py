@@ -1,11 +1,16 @@
 """pftlite.kappa against phono3py 4.10 (the oracle, test-only) from the same fc2 and fc3.
 
 The DFT fc2/fc3 come from phono3py.load() on the staged example data (skip when missing).
-phono3py's default RTA Γ depends on the eigenvector basis inside degenerate subspaces at q'
-and q'' (the tetrahedron weights differ among degenerate bands and are not averaged), so two
-correct codes differ by rounding-level choices of that basis: ~1e-4 of κ on 9³ meshes, up to
-~2e-3 on 5³-7³. Exactness of the kernels is checked separately, with phono3py's own
-eigenvectors fed into pftlite's kernels (Γ equal to 1e-10).
+phono3py's *default* RTA Γ depends on rounding noise: the tetrahedron weights of degenerate
+bands at q' and q'' differ (they come from each band's frequencies at the neighbouring grid
+points) and are not averaged, so Γ depends on the eigenvector basis LAPACK happens to return
+inside a degenerate subspace, and the three Γ acoustic frequencies are noise of either sign.
+That moved κ by up to 3e-3 between CPUs / BLAS kernels. pftlite averages the weights over
+degenerate sets and zeroes the Γ acoustic modes (basis- and sign-independent by
+construction, tested below by rotating eigenvectors inside degenerate subspaces), and the
+oracle is run the same noise-free way: ``init_phph_interaction(average_degenerate_weights=True,
+exclude_gamma_acoustic=True)``. With that, the two agree to ~1e-5 of κ on any floating-point
+path (measured under OPENBLAS_CORETYPE=Haswell/Sandybridge/Prescott).
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class _Case:
             p.sigmas = [sigma]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                p.init_phph_interaction()
+                # the noise-free options (see the module docstring)
+                p.init_phph_interaction(average_degenerate_weights=True, exclude_gamma_acoustic=True)
                 kw = {"transport_type": "SMM19"} if smm19 else {}
                 p.run_thermal_conductivity(temperatures=[300.0], is_isotope=isotope, **kw)
             self.runs[key] = p.thermal_conductivity
@@ -163,13 +169,78 @@ def test_kernels_exact_with_phono3py_eigenvectors(si):
         parts = kk.fc3_q0_partials_many(trip[:1, 0].copy(), ph_re, ph_im, tabs["fc3_23"],
                                         tabs["sat_of"])  # fmt: skip
         g = kk.gamma_groups(np.array([gp]), np.array([0, len(trip)]), trip, w, bz.qpoints,
-                            ph_re, ph_im, tabs["pre_vec"], f3, e3, tabs["fc3_1"], *parts,
+                            ph_re, ph_im, tabs["pre_vec"], f3, e3, K.degenerate_ids(f3),
+                            tabs["fc3_1"], *parts,
                             tabs["sat_of"], ism, True, bz.tetrahedra, bz.addresses, bz.gp_map,
                             bz.D, -1.0, np.array([u.KB * 300 / u.THzToEv]), 1e-4,
                             unit / bz.n_grid, 4)[0, 0]  # fmt: skip
         g = K._average_degenerate(g, f3[gp])
         ref = np.asarray(tc.gamma)[0, 0, i]
         np.testing.assert_allclose(g, ref, rtol=1e-10, atol=1e-14)
+
+
+def _rotate_in_degenerate_sets(eigvecs, deg_ids, rng):
+    """Eigenvectors (n_q, nb, nb) with every degenerate set mixed by a random unitary."""
+    out = np.array(eigvecs, copy=True)
+    for q in range(len(out)):
+        for b0 in np.unique(deg_ids[q]):
+            cols = np.flatnonzero(deg_ids[q] == b0)
+            if len(cols) > 1:
+                z = rng.normal(size=(len(cols),) * 2) + 1j * rng.normal(size=(len(cols),) * 2)
+                u, _ = np.linalg.qr(z)
+                out[q][:, cols] = out[q][:, cols] @ u
+    return out
+
+
+def test_gamma_is_independent_of_the_basis_in_degenerate_subspaces(si):
+    """Rotating the eigenvectors inside every degenerate subspace (what another LAPACK may
+    return) leaves Γ_ph-ph and Γ_iso unchanged to rounding, because the tetrahedron weights
+    are averaged over degenerate sets; without the average the same rotation moves Γ."""
+    ph3 = si.ph3
+    mesh = (5, 5, 5)
+    bz = make_bz_mesh(ph3.primitive.cell, ph3.primitive_symmetry.dataset, mesh)
+    phm = make_phonopy(si.atoms, ph3.supercell_matrix, ph3.primitive_matrix)
+    fc2c = K._compact(ph3.fc2, make_phonopy(si.atoms, si.S2, ph3.primitive_matrix), 2, "fc2")
+    u, unit, _ = K._units()
+    f, e, _ = K._harmonic(make_phonopy(si.atoms, si.S2, ph3.primitive_matrix), fc2c, bz.qpoints,
+                          u.DefaultToTHz)  # fmt: skip
+    f = K.zero_gamma_acoustic(f, bz.addresses)
+    deg = K.degenerate_ids(f)
+    f = K.degenerate_mean(f, deg)
+    assert (deg != np.arange(f.shape[1])).any(axis=1).sum() > 10  # many degenerate points
+    e_rot = _rotate_in_degenerate_sets(e, deg, np.random.default_rng(0))
+    tabs = K._fc3_tables(phm, K._compact(ph3.fc3, phm, 3, "fc3"), True, 1e-5)
+    ph_re, ph_im = kk.phase_table(bz.qpoints, tabs["svecs"], tabs["multi"])
+    ism = 1 / np.sqrt(np.asarray(phm.primitive.masses))
+    no_avg = np.tile(np.arange(f.shape[1]), (len(f), 1))
+
+    def gamma(gp, vecs, ids):
+        trip, w = triplets_at_q(bz, gp)
+        parts = kk.fc3_q0_partials_many(trip[:1, 0].copy(), ph_re, ph_im, tabs["fc3_23"],
+                                        tabs["sat_of"])  # fmt: skip
+        g = kk.gamma_groups(np.array([gp]), np.array([0, len(trip)]), trip, w, bz.qpoints,
+                            ph_re, ph_im, tabs["pre_vec"], f, vecs, ids, tabs["fc3_1"], *parts,
+                            tabs["sat_of"], ism, True, bz.tetrahedra, bz.addresses, bz.gp_map,
+                            bz.D, -1.0, np.array([u.KB * 300 / u.THzToEv]), 1e-4,
+                            unit / bz.n_grid, 4)[0, 0]  # fmt: skip
+        return K._average_degenerate(g, f[gp])
+
+    def iso(gp, vecs, ids):
+        g = kk.isotope_gamma(gp, bz.grg2bzg, f, vecs, ids, K.mass_variances(["Si", "Si"]),
+                             bz.tetrahedra, bz.addresses, bz.gp_map, bz.D, -1.0, 1e-4, bz.n_grid)
+        return K._average_degenerate(g, f[gp])
+
+    moved_pp = moved_iso = 0.0
+    for gp in (int(g) for g in bz.ir_bz[1:]):
+        a, b = gamma(gp, e, deg), gamma(gp, e_rot, deg)
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13 * a.max())
+        a, b = iso(gp, e, deg), iso(gp, e_rot, deg)
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13 * a.max())
+        a, b = gamma(gp, e, no_avg), gamma(gp, e_rot, no_avg)
+        moved_pp = max(moved_pp, np.abs(b - a).max() / a.max())
+        a, b = iso(gp, e, no_avg), iso(gp, e_rot, no_avg)
+        moved_iso = max(moved_iso, np.abs(b - a).max() / a.max())
+    assert moved_pp > 1e-4 and moved_iso > 1e-4  # the test can fail: the basis does matter
 
 
 def test_kappa_rta_si(si):
@@ -191,19 +262,38 @@ def test_kappa_rta_si(si):
 
 
 def test_kappa_isotope_si(si):
+    """Tetrahedron isotope scattering. The δ(f0 - f') weight is evaluated exactly at a vertex
+    whenever q' is a star image of q0 (f' = f0 by symmetry); with two such equal vertex values
+    phonopy's tetrahedron code lets rounding noise pick a zero-width branch whose regularised
+    weight is 0, so phono3py's Γ_iso moves with the CPU (κ by ~5e-4 between OpenBLAS kernels)
+    and sits low. pftlite takes the noise-free one-sided mean there (see
+    ``thm_weight_sorted``): κ agrees within the noise, Γ_iso totals a little higher. The
+    kernels themselves are compared exactly with Gaussian smearing below, where neither code
+    depends on noise."""
     r = K.conductivity(*si.args(), K.KappaSettings(mesh=(9, 9, 9), isotope=True))
     tc = si.oracle((9, 9, 9), isotope=True)
     np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=2e-3)
-    # Γ_iso of a mode depends on the eigenvector basis of degenerate bands at q' (phono3py
-    # averages neither weights nor Γ_iso): compare weighted totals, and modes in bulk
     gi = np.asarray(tc.gamma_isotope)[0]
     w = r.weights[:, None]
-    assert abs((w * r.gamma_isotope).sum() / (w * gi).sum() - 1) < 1e-2
+    ratio = (w * r.gamma_isotope).sum() / (w * gi).sum()
+    assert 1.0 <= ratio < 1.03  # measured 1.017
     assert np.median(np.abs(r.gamma_isotope - gi)) < 1e-3 * gi.max()
     assert np.isclose(K.mass_variances(["Si"])[0], 2.007e-4, rtol=1e-3)
     # isotopes lower κ
     base = K.conductivity(*si.args(), K.KappaSettings(mesh=(9, 9, 9)))
     assert r.kappa[0, 0, 0] < 0.95 * base.kappa[0, 0, 0]
+
+
+def test_isotope_gamma_equals_phono3py_with_smearing(si):
+    """With Gaussian smearing (smooth weights, no noise in either code) Γ_iso per mode equals
+    phono3py's, once phono3py's values are averaged over degenerate bands as pftlite's are."""
+    mesh, sigma = (7, 7, 7), 0.1
+    r = K.conductivity(*si.args(), K.KappaSettings(mesh=mesh, isotope=True, sigma=sigma))
+    tc = si.oracle(mesh, isotope=True, sigma=sigma)
+    gi = np.array([K._average_degenerate(g, f) for g, f in
+                   zip(np.asarray(tc.gamma_isotope)[0], r.frequencies)])  # fmt: skip
+    np.testing.assert_allclose(r.gamma_isotope, gi, rtol=1e-6, atol=1e-9 * gi.max())
+    np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=1e-6)
 
 
 def test_coherence_term_vs_smm19_si(si):
@@ -306,7 +396,7 @@ def test_hexagonal_kappa_equals_phono3py_from_the_same_fc():
         ph3.fc2 = full_fc_to_compact_fc(ph3.phonon_primitive, fc2)
         ph3.fc3 = fc3
         ph3.mesh_numbers = mesh
-        ph3.init_phph_interaction()
+        ph3.init_phph_interaction(average_degenerate_weights=True, exclude_gamma_acoustic=True)
         ph3.run_thermal_conductivity(temperatures=[300.0])
     theirs = ph3.thermal_conductivity.kappa[0, 0]  # Voigt xx, yy, zz, yz, xz, xy
     assert len(ours.weights) == len(ph3.thermal_conductivity.grid_points)
