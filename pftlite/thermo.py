@@ -11,13 +11,22 @@
 - ω_max = largest of those frequencies, in K (THz × 47.992); the MDR stability flag.
 
 Γ acoustic modes: after symmetrization the three Γ acoustic frequencies are rounding noise
-(~1e-7 THz, either sign). phonopy includes those that come out positive in the thermal sums
-(its default, and what produced the stored MDR values); each adds ~0.005 J/K/mol to S on a
-32³ mesh through -ln ω, so the result depends on the noise (numba and jax runs of the same
-model differ by up to 0.005 J/K/mol). pftlite therefore EXCLUDES them by default
-(``gamma_acoustic="exclude"``, phonopy's ``exclude_gamma_acoustic``), for model and DFT
-alike; "include" reproduces the published numbers. The DFT cross-check against the values
-stored in MDR yamls always uses "include", the setting that produced them.
+(~1e-7 THz, either sign, and which sign depends on the CPU and BLAS kernel). phonopy's default
+includes those that come out positive; each adds ~0.005 J/K/mol to S on a 32³ mesh through
+-ln ω, so its result depends on the noise (that is how the values stored in the MDR yamls were
+made: one of the three came out positive there). pftlite never uses their sign or size:
+
+- ``gamma_acoustic="exclude"`` (default): the three modes (phonopy's pick: smallest |ω| at Γ)
+  are left out of the sums, as phonopy's ``exclude_gamma_acoustic``;
+- ``"include"``: they are replaced by the acoustic branches averaged over the Γ cell of the
+  mesh (the 1/N of the zone the Γ point stands for), sampled on a 6×6×6 midpoint sub-grid
+  where the acoustic frequencies are far above the noise — the same zone integral, with its
+  integrable -ln ω singularity integrated rather than sampled at ω = 0. Both rules converge to
+  the same limit as the mesh grows; "include" converges faster (tested).
+
+Neither reproduces a noise-dependent published number exactly; :func:`gamma_acoustic_terms`
+gives the noise-free parts of such a comparison (C_V and U = F + TS of n near-zero modes are
+n·k_B and n·k_B T per Γ weight, whatever their frequency).
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from .units import THZ_TO_K
 
 #: MDR stability thresholds (K): Γ acoustic ≥ -35, every other mode ≥ 0.
 GAMMA_ACOUSTIC_TOLERANCE_K = 35.0
+#: sub-grid points per axis of the Γ cell average ("include")
+GAMMA_CELL_SUBGRID = 6
 
 
 @dataclass(frozen=True)
@@ -53,15 +64,64 @@ class ThermoSettings:
         return d
 
 
+def mode_thermo(freqs_thz, temperatures) -> np.ndarray:
+    """Per-mode F (kJ/mol), S and C_V (J/K/mol), phonopy's quantum formulas (zero-point energy
+    in F): array (3, nT, n_modes) for frequencies (n_modes,) THz; modes with f <= 0 give 0."""
+    from phonopy.physical_units import get_physical_units
+
+    u = get_physical_units()
+    f = np.asarray(freqs_thz, float) * u.THzToEv
+    ok = f > 0
+    f = np.where(ok, f, 1.0)[None, :]
+    T = np.asarray(temperatures, float)[:, None]
+    out = np.zeros((3, T.shape[0], f.shape[1]))
+    out[0] = np.where(ok, f / 2, 0.0)
+    hot = T[:, 0] > 0
+    if hot.any():
+        x = f / (u.KB * T[hot])
+        em, om = np.exp(-x), -np.expm1(-x)
+        out[0, hot] = u.KB * T[hot] * np.log(om) + f / 2
+        out[1, hot] = u.KB * (x * em / om - np.log(om))
+        out[2, hot] = u.KB * x**2 * em / om**2
+    out[:, :, ~ok] = 0.0
+    return out * np.array([u.EvTokJmol, u.EvTokJmol * 1000, u.EvTokJmol * 1000])[:, None, None]
+
+
+def gamma_cell_acoustic(ph, mesh_numbers, temperatures, n_sub: int = GAMMA_CELL_SUBGRID) -> np.ndarray:
+    """F, S, C_V (3, nT) of the three acoustic branches averaged over the Γ cell of the mesh
+    (reduced |q_i| <= 1/(2 m_i)), per mode set at one mesh point: midpoints of an n_sub³
+    sub-grid (n_sub even: Γ itself is never sampled), the three lowest frequencies at each."""
+    m = np.asarray(mesh_numbers, float)
+    k = (np.arange(n_sub) + 0.5) / n_sub - 0.5
+    sub = np.stack(np.meshgrid(k, k, k, indexing="ij"), -1).reshape(-1, 3) / m
+    ph.run_qpoints(sub)
+    acoustic = np.sort(np.asarray(ph.qpoints.frequencies), axis=1)[:, :3].ravel()
+    return mode_thermo(acoustic, temperatures).sum(axis=2) / len(sub)
+
+
+def gamma_acoustic_terms(n_modes: int, gamma_weight: float, temperatures) -> dict:
+    """Noise-free contributions of ``n_modes`` near-zero (|ω| << k_B T / h) modes at a mesh
+    point of weight ``gamma_weight`` (= 1/N): C_V = n k_B and U = F + TS = n k_B T, in
+    J/K/mol and kJ/mol, whatever the frequency (S and F alone diverge as -ln ω)."""
+    from phonopy.physical_units import get_physical_units
+
+    u = get_physical_units()
+    T = np.asarray(temperatures, float)
+    cv = n_modes * gamma_weight * u.KB * u.EvTokJmol * 1000 * (T > 0)
+    return {"C_V": cv, "U": cv * T / 1000}
+
+
 def thermal_properties(ph, settings: ThermoSettings = ThermoSettings()) -> dict:
     """F (kJ/mol), S, C_V (J/K/mol) per mole of primitive cells at ``settings.temperatures``.
 
-    ``ph`` must carry force constants. Returns lists plus ``mesh`` (3 ints) and ``n_qpoints``
-    (irreducible mesh points).
+    ``ph`` must carry force constants. The Γ acoustic modes follow ``settings.gamma_acoustic``
+    (module docstring). Returns lists plus ``mesh`` (3 ints), ``n_qpoints`` (irreducible mesh
+    points) and ``gamma_weight`` (weight of Γ in the mesh, 0 if the mesh misses it).
     """
     if settings.gamma_acoustic not in ("include", "exclude"):
         raise ValueError(f"gamma_acoustic must be include|exclude, got {settings.gamma_acoustic!r}")
     mesh = settings.mesh if np.isscalar(settings.mesh) else [int(m) for m in settings.mesh]
+    temps = np.asarray(settings.temperatures, dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GammaAcousticWarning: our choice is recorded
         ph.run_mesh(
@@ -69,18 +129,27 @@ def thermal_properties(ph, settings: ThermoSettings = ThermoSettings()) -> dict:
             is_gamma_center=settings.is_gamma_center, with_eigenvectors=False,
         )  # fmt: skip
         ph.run_thermal_properties(
-            temperatures=np.asarray(settings.temperatures, dtype=float),
-            cutoff_frequency=settings.cutoff_frequency,
-            exclude_gamma_acoustic=settings.gamma_acoustic == "exclude",
-        )
+            temperatures=temps, cutoff_frequency=settings.cutoff_frequency,
+            exclude_gamma_acoustic=True,
+        )  # fmt: skip
     tp = ph.thermal_properties
+    fe, s, cv = (np.array(x, float) for x in (tp.free_energy, tp.entropy, tp.heat_capacity))
+    weights = np.asarray(ph.mesh.weights, float)
+    gamma = ph.mesh.gamma_index
+    gamma_weight = 0.0 if gamma is None else float(weights[gamma] / weights.sum())
+    mesh_numbers = [int(m) for m in ph.mesh.mesh_numbers]
+    n_q = len(ph.mesh.qpoints)
+    if settings.gamma_acoustic == "include" and gamma_weight > 0:
+        add = gamma_cell_acoustic(ph, mesh_numbers, temps) * gamma_weight
+        fe, s, cv = fe + add[0], s + add[1], cv + add[2]
     return {
-        "temperatures": [float(t) for t in tp.temperatures],
-        "free_energy": [float(x) for x in tp.free_energy],
-        "entropy": [float(x) for x in tp.entropy],
-        "heat_capacity": [float(x) for x in tp.heat_capacity],
-        "mesh": [int(m) for m in ph.mesh.mesh_numbers],
-        "n_qpoints": len(ph.mesh.qpoints),
+        "temperatures": [float(t) for t in temps],
+        "free_energy": [float(x) for x in fe],
+        "entropy": [float(x) for x in s],
+        "heat_capacity": [float(x) for x in cv],
+        "mesh": mesh_numbers,
+        "n_qpoints": n_q,
+        "gamma_weight": gamma_weight,
     }
 
 
