@@ -1,15 +1,19 @@
 """Named reference datasets resolved to local file paths.
 
 Every dataset is a single file, registered in ``DATASETS`` with its path relative to a data
-root laid out like ``shared/data`` (one folder per source, each with a ``SOURCE.md``), a public
-URL pinned to a commit (or ``None`` when no byte-identical public copy is known) and its sha256.
+root laid out like ``shared/data`` (one folder per source, each with a ``SOURCE.md``), its
+sha256, and the public URL it comes from, pinned to a commit. Where the staged copy was
+recompressed (the mlearn JSON are gzipped in ``shared/data``), the entry also holds the sha256
+of the original bytes served at the URL, and a download keeps those original bytes.
 
 Lookup order in :func:`fetch`:
 
-1. ``<data_root()>/<relative path>``, where ``data_root()`` is ``$PFTLITE_DATA`` or else
-   ``shared/data`` beside the repository checkout;
-2. a download into ``pooch.os_cache("pftlite")``, verified against the sha256;
-3. otherwise :class:`~pftlite.errors.DataUnavailable` with a one-line reason.
+1. ``<data_root()>/<relative path>`` (or the served file's name beside it), where
+   ``data_root()`` is ``$PFTLITE_DATA`` or else ``shared/data`` beside the repository checkout;
+2. a download into ``pooch.os_cache("pftlite")`` (``$PFTLITE_CACHE`` overrides), verified
+   against the sha256 of the bytes served;
+3. otherwise :class:`~pftlite.errors.DataUnavailable`: one line naming the dataset, the URL and
+   how to point ``$PFTLITE_DATA`` at a copy.
 
 Nothing here touches the network except step 2 of :func:`fetch`.
 """
@@ -35,14 +39,34 @@ class DatasetEntry(NamedTuple):
     path : str
         Path relative to the data root, with ``/`` separators.
     url : str or None
-        Public URL at a pinned commit serving exactly these bytes; ``None`` = local only.
+        Public URL at a pinned commit; ``None`` only with ``not_public``.
     sha256 : str
-        Hex sha256 of the file.
+        Hex sha256 of the staged file at ``path``.
+    served_sha256 : str or None
+        Hex sha256 of the bytes served at ``url`` when they differ from the staged file (a
+        recompressed copy); ``None`` = the URL serves exactly the staged bytes.
+    not_public : str or None
+        Why no public URL is registered (and then no README command or default may use it).
     """
 
     path: str
     url: str | None
     sha256: str
+    served_sha256: str | None = None
+    not_public: str | None = None
+
+    @property
+    def served_path(self) -> str:
+        """Path, relative to a data root, of the file as served at ``url``: ``path`` itself,
+        or without its compression suffix when the staged copy was recompressed."""
+        if self.served_sha256 is None:
+            return self.path
+        return self.path.rsplit(".", 1)[0]
+
+    @property
+    def download_sha256(self) -> str:
+        """sha256 a download from ``url`` must have."""
+        return self.served_sha256 or self.sha256
 
 
 def _gh(repo: str, commit: str, path: str) -> str:
@@ -163,7 +187,24 @@ _PHONO3PY_FILES = {
     ),
 }
 
-# mlearn JSON were gzip-compressed locally (upstream is the plain JSON, other checksum): local only.
+_MLEARN = ("materialsvirtuallab/mlearn", "10c427a5480c6281c15c64efaf869b03be04818f")
+
+# mlearn: staged as ``gzip -9 -n`` copies of the original JSON (sha256 of the .json.gz), served
+# upstream as plain JSON at data/<El>/<split>.json (sha256 of the original bytes, checked
+# against the staged copies uncompressed). Cu and Ni training sets are not in the snapshot.
+_MLEARN_SERVED_SHA = {
+    "Si_training": "ae6d4b0a65b00e0fcf7ba0a6fad366716710d2f0d21d70199203089c6866b500",
+    "Si_test": "d452b30a89f23bff76f7cc529b7b6c2d159ea81ccd5a4599fb1a18207654fa91",
+    "Ge_training": "43dee02009a5167f94c7aafce19051222bcfc328c46181750cc2a2018187ca00",
+    "Ge_test": "737ea6159c9dd27ebee7fb8ffae22f15e20466884927771248ca4f5b2cd3f093",
+    "Li_training": "1cac01475c5a4fb85771ee1fd23366a6b8abfb9891e0c9e088b6e37228e147b3",
+    "Li_test": "554d0ce60b35a07b357be3a80bf04f68eb8fc97b5a88328caf08c860b5e9b260",
+    "Mo_training": "b13305fca0d0d2631ab080c8fcf13c743ee79a911712fb65a34ca88fadf09f9a",
+    "Mo_test": "68169e2927c2115daa2f504805fcb9548ee65daf2dd015428807ba92f8e13bb8",
+    "Cu_test": "1805a315ce8d0ce4a18bb761df4c4f619909ce114d598d426015d0071edc98c2",
+    "Ni_test": "dccbfa14ddff5d1d35f658c48b68f6b431f95496a5261ef8b8f4d1d41e36008a",
+}
+
 _MLEARN_SHA = {
     "Si_training": "10339b3dbb45ba0e738673c4c4fa43199ee65fe37c4da240d103f10c9800b2dc",
     "Si_test": "997bebfb07ec71e8f03620eea081da395840ac7393b60e1361d54b3a49f5cf29",
@@ -201,7 +242,12 @@ DATASETS: dict[str, DatasetEntry] = {
     ),
     # --- mlearn (Zuo et al. 2020) E/F/stress sets ---------------------------------------------
     **{
-        f"mlearn/{key}": DatasetEntry(f"{_ML}/{key}.json.gz", None, sha)
+        f"mlearn/{key}": DatasetEntry(
+            f"{_ML}/{key}.json.gz",
+            _gh(*_MLEARN, "data/{}/{}.json".format(*key.split("_"))),
+            sha,
+            served_sha256=_MLEARN_SERVED_SHA[key],
+        )
         for key, sha in _MLEARN_SHA.items()
     },
     "mlearn/ACEData-xyz": DatasetEntry(
@@ -291,13 +337,31 @@ def _entry(name: str) -> DatasetEntry:
     raise InputError(f"unknown dataset {name!r}; {hint}")
 
 
-def local_path(name: str) -> Path | None:
-    """Path of dataset ``name`` under :func:`data_root`, or ``None`` if it is not there."""
+def _local(entry: DatasetEntry) -> tuple[Path, str] | None:
+    """(path, expected sha256) of the staged or served copy under :func:`data_root`."""
     root = data_root()
     if root is None:
         return None
-    path = root / _entry(name).path
-    return path if path.is_file() else None
+    for rel, sha in ((entry.path, entry.sha256), (entry.served_path, entry.download_sha256)):
+        if (root / rel).is_file():
+            return root / rel, sha
+    return None
+
+
+def local_path(name: str) -> Path | None:
+    """Path of dataset ``name`` under :func:`data_root`, or ``None`` if it is not there."""
+    hit = _local(_entry(name))
+    return None if hit is None else hit[0]
+
+
+def cache_dir() -> Path:
+    """Download cache: ``$PFTLITE_CACHE``, else pooch's per-user cache for ``pftlite``."""
+    env = os.environ.get("PFTLITE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("pftlite"))
 
 
 def available(name: str) -> bool:
@@ -337,31 +401,37 @@ def fetch(name: str, verify: bool = False) -> Path:
         Not found locally and not downloadable, or a local checksum mismatch with ``verify``.
     """
     entry = _entry(name)
-    path = local_path(name)
-    if path is not None:
-        if verify and (digest := sha256sum(path)) != entry.sha256:
+    hit = _local(entry)
+    if hit is not None:
+        path, expected = hit
+        if verify and (digest := sha256sum(path)) != expected:
             raise DataUnavailable(
-                f"dataset {name!r}: {path} has sha256 {digest}, expected {entry.sha256}"
+                f"dataset {name!r}: {path} has sha256 {digest}, expected {expected}"
             )
         return path
+    where = f"${ENV_VAR} ({os.environ[ENV_VAR]})" if os.environ.get(ENV_VAR) else f"${ENV_VAR}"
     if entry.url is None:
-        reason = "no public URL is registered for this file (local only)"
-    else:
-        try:
-            import pooch
+        raise DataUnavailable(
+            f"dataset {name!r}: not under {where} or ../shared/data, and it has no public URL "
+            f"({entry.not_public}); set ${ENV_VAR} to a folder holding {entry.path}"
+        )
+    rel = Path(entry.served_path)
+    try:
+        import pooch
 
-            rel = Path(entry.path)
-            return Path(
-                pooch.retrieve(
-                    entry.url,
-                    known_hash=f"sha256:{entry.sha256}",
-                    fname=rel.name,
-                    path=Path(pooch.os_cache("pftlite")) / rel.parent,
-                    progressbar=False,
-                )
+        return Path(
+            pooch.retrieve(
+                entry.url,
+                known_hash=f"sha256:{entry.download_sha256}",
+                fname=rel.name,
+                path=cache_dir() / rel.parent,
+                progressbar=False,
             )
-        except Exception as exc:  # network, HTTP, checksum: all reported the same way
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        )
+    except Exception as exc:  # network, HTTP, checksum: all reported the same way
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
     raise DataUnavailable(
-        f"dataset {name!r}: not under ${ENV_VAR} or ../shared/data, and download failed: {reason}"
+        f"dataset {name!r}: not under {where} or ../shared/data, and the download of "
+        f"{entry.url} failed ({reason}); download that file and set ${ENV_VAR} to a folder "
+        f"holding it as {entry.served_path}"
     )

@@ -70,12 +70,63 @@ def test_registry_is_well_formed():
     assert set(REQUIRED) <= set(datasets.DATASETS)
     url_re = re.compile(r"^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/\S+$")
     for name, entry in datasets.DATASETS.items():
-        path, url, sha = entry
-        assert re.fullmatch(r"[0-9a-f]{64}", sha), name
-        assert not path.startswith("/") and ".." not in path, name
-        assert url is None or url_re.match(url), (name, url)
-    # mlearn JSON were re-compressed locally: no upstream file has these bytes
-    assert datasets.DATASETS["mlearn/Si_training"].url is None
+        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), name
+        assert not entry.path.startswith("/") and ".." not in entry.path, name
+        assert entry.url is None or url_re.match(entry.url), (name, entry.url)
+        if entry.served_sha256 is not None:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry.served_sha256), name
+            assert entry.served_path != entry.path, name
+    # mlearn JSON were re-compressed locally: the download is the original JSON, its own hash
+    e = datasets.DATASETS["mlearn/Si_training"]
+    assert e.url.endswith("/data/Si/training.json") and e.served_path.endswith("Si_training.json")
+    assert e.download_sha256 == e.served_sha256 != e.sha256
+
+
+def _readme_datasets() -> set[str]:
+    """Dataset names the README's commands and the CLI defaults use."""
+    from pathlib import Path
+
+    from pftlite import cli
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    names = {m for m in re.findall(r"\b(?:mdr|mlearn|phonopy|phono3py|kappa|nequix)/[\w.+-]+", text)}
+    used = set()
+    defaults = {n for v in cli.TUNE_DEFAULTS.values() for n in v}
+    for n in names | defaults:
+        if n in datasets.DATASETS:
+            used.add(n)
+        else:  # a folder-like name (phonopy/NaCl) uses every file under it
+            used |= {k for k in datasets.DATASETS if k.startswith(n.rstrip("/") + "/")}
+    return used
+
+
+def test_every_dataset_is_public_or_says_why():
+    """Every registered dataset has a pinned public URL, or is marked not public with the
+    reason, and then no README command or CLI default depends on it."""
+    for name, entry in datasets.DATASETS.items():
+        if entry.url is None:
+            assert entry.not_public, f"{name}: no URL and no reason"
+        else:
+            assert entry.not_public is None, name
+    used = _readme_datasets()
+    assert {"mdr/mp-149", "mlearn/Si_training", "mlearn/Si_test"} <= used
+    private = sorted(n for n in used if datasets.DATASETS[n].url is None)
+    assert not private, f"README/defaults use datasets without a public URL: {private}"
+
+
+def test_staged_mlearn_copies_are_the_served_bytes_compressed():
+    """The sha256 registered for the served mlearn JSON is that of the staged .json.gz
+    uncompressed: a download verified against it holds the same data."""
+    import hashlib
+
+    for name, entry in datasets.DATASETS.items():
+        if entry.served_sha256 is None:
+            continue
+        path = data(name)
+        if not str(path).endswith(".gz"):
+            continue
+        with gzip.open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == entry.served_sha256, name
 
 
 def test_local_files_match_registered_checksums():
@@ -119,11 +170,29 @@ def test_fetch_reports_failed_download(tmp_path, monkeypatch):
     with pytest.raises(DataUnavailable) as exc:
         datasets.fetch("mdr/mp-149")
     msg = one_line(exc)
-    assert msg.startswith("dataset 'mdr/mp-149': not under $PFTLITE_DATA or ../shared/data")
-    assert "download failed: RuntimeError: network disabled in tests" in msg
-    with pytest.raises(DataUnavailable) as exc:  # local-only entry: no download attempted
+    assert msg.startswith(f"dataset 'mdr/mp-149': not under $PFTLITE_DATA ({tmp_path})")
+    assert f"download of {datasets.DATASETS['mdr/mp-149'].url} failed" in msg
+    assert "RuntimeError: network disabled in tests" in msg
+    assert "set $PFTLITE_DATA to a folder holding it as mdr-phonon-alexandria-pbe/mp-149.yaml" in msg
+    with pytest.raises(DataUnavailable) as exc:  # mlearn: the original JSON is downloaded
         datasets.fetch("mlearn/Si_test")
-    assert "local only" in one_line(exc)
+    msg = one_line(exc)
+    assert "materialsvirtuallab/mlearn/10c427a5480c6281c15c64efaf869b03be04818f/data/Si/test.json" in msg
+    assert "holding it as mlearn-zuo2020/Si_test.json;" not in msg and msg.endswith("Si_test.json")
+
+
+def test_served_copy_is_found_under_the_data_root(tmp_path, monkeypatch):
+    """A user who downloads the original mlearn JSON by hand drops it under $PFTLITE_DATA
+    with its served name; it is found and verified against the served checksum."""
+    entry = datasets.DATASETS["mlearn/Si_test"]
+    target = tmp_path / entry.served_path
+    target.parent.mkdir(parents=True)
+    target.write_text("[]")
+    monkeypatch.setenv("PFTLITE_DATA", str(tmp_path))
+    assert datasets.fetch("mlearn/Si_test") == target.resolve()
+    with pytest.raises(DataUnavailable) as exc:
+        datasets.fetch("mlearn/Si_test", verify=True)
+    assert entry.served_sha256 in one_line(exc)
 
 
 def test_fetch_downloads_with_pinned_hash(tmp_path, monkeypatch):
@@ -142,6 +211,9 @@ def test_fetch_downloads_with_pinned_hash(tmp_path, monkeypatch):
     assert calls["url"] == entry.url
     assert calls["known_hash"] == f"sha256:{entry.sha256}"
     assert calls["fname"] == "mp-1000.yaml.bz2"
+    ml = datasets.DATASETS["mlearn/Si_training"]
+    assert datasets.fetch("mlearn/Si_training") == tmp_path / "Si_training.json"
+    assert calls["url"] == ml.url and calls["known_hash"] == f"sha256:{ml.served_sha256}"
 
 
 # --------------------------------------------------------------------------------------------
