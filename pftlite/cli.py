@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import BackendUnavailable, DataUnavailable, InputError
+from .model import builtin_models, resolve_model  # noqa: F401  (public names of the CLI too)
 
 BACKEND_OPTION = click.option(
     "--backend",
@@ -26,25 +27,6 @@ BACKEND_OPTION = click.option(
     show_default=True,
     help="Compute backend: numba (CPU) or jax (CPU/GPU).",
 )
-
-
-BUILTIN_DIR = Path(__file__).parent / "data"
-
-
-def builtin_models() -> dict:
-    """Built-in model names -> files shipped in pftlite/data."""
-    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.npz"))}
-
-
-def resolve_model(arg) -> Path:
-    """A model file path, or the name of a built-in model (see ``pftlite info --builtin``)."""
-    p = Path(arg)
-    if p.exists():
-        return p
-    builtin = builtin_models()
-    if str(arg) in builtin:
-        return builtin[str(arg)]
-    return p  # load_model reports "not found"
 
 
 def resolve_structure_file(arg) -> Path:
@@ -521,14 +503,28 @@ def predict(model, structures, output, backend):
 # ---------------------------------------------------------------------------------------
 
 
+def _dim(values) -> np.ndarray | None:
+    """--dim as phonopy's DIM: "2 2 2" (diagonal), 9 integers (a matrix, row by row) or one
+    integer n (n n n); repeated --dim options are joined. None when not given."""
+    text = " ".join(values)
+    if not text.strip():
+        return None
+    vals = _floats(text, "--dim")
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) not in (3, 9) or any(v != int(v) for v in vals):
+        raise InputError(f'--dim: 3 integers (diagonal, e.g. --dim "2 2 2") or 9, got {text!r}')
+    m = np.diag(vals).astype(int) if len(vals) == 3 else np.array(vals, dtype=int).reshape(3, 3)
+    if round(abs(np.linalg.det(m))) < 1:
+        raise InputError(f"--dim: the supercell matrix {m.tolist()} is singular")
+    return m
+
+
 def _supercell_matrix_from(path, supercell):
-    """--supercell (3 or 9 ints), else the phonopy yaml's supercell_matrix, else identity."""
-    if supercell:
-        if len(supercell) == 3:
-            return np.diag(supercell)
-        if len(supercell) == 9:
-            return np.array(supercell).reshape(3, 3)
-        raise InputError("--supercell takes 3 (diagonal) or 9 integers")
+    """--dim (see :func:`_dim`), else the phonopy yaml's supercell_matrix, else identity."""
+    m = _dim(supercell)
+    if m is not None:
+        return m
     if ".yaml" in str(path).lower():
         from .io import read_phonopy_supercell_matrix
 
@@ -541,8 +537,8 @@ def _supercell_matrix_from(path, supercell):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("structure", type=click.Path(dir_okay=False))
-@click.option("--dim", "supercell", type=int, multiple=True,
-              help="Supercell: 3 (diagonal) or 9 integers, as phonopy's --dim. "
+@click.option("--dim", "supercell", multiple=True,
+              help='Supercell as phonopy\'s DIM: "2 2 2" (diagonal) or 9 integers, quoted. '
                    "Default: the phonopy yaml's supercell_matrix, else the cell itself.")  # fmt: skip
 @click.option("--output", "-o", default="FORCE_CONSTANTS", show_default=True, type=click.Path(dir_okay=False),
               help="FORCE_CONSTANTS (text) or *.hdf5 (phonopy's force_constants.hdf5).")  # fmt: skip
@@ -700,8 +696,9 @@ def _phonon_table(results, summary) -> str:
 @click.option("--mesh", default="100", show_default=True,
               help="phonopy mesh: length in Å (phonopy's rule) or 3 integers.")  # fmt: skip
 @click.option("--gamma-acoustic", type=click.Choice(["include", "exclude"]), default="exclude", show_default=True,
-              help="The 3 near-zero Γ acoustic modes in the thermal sums (model and DFT alike): "
-              "'exclude' is noise-free; 'include' is phonopy's default, as the published MDR numbers.")  # fmt: skip
+              help="The 3 Γ acoustic modes in the thermal sums (model and DFT alike): 'exclude' leaves "
+              "them out; 'include' replaces them by the acoustic branches averaged over the Γ cell "
+              "of the mesh (converges faster). Neither depends on their rounding-noise sign.")  # fmt: skip
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Band structure + DOS of model and DFT per material (PNG, needs matplotlib).")  # fmt: skip
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")

@@ -203,7 +203,9 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index):
         e = result.get("errors")
         if e:
             click.echo(f"{'':<10}SRE {_fmt(e['SRE'])}  SRD {_fmt(e['SRD'], signed=True)}  SRME {_fmt(e['SRME'])}")
-    click.echo(f"wrote {out}/<name>.json and per-mode <name>-dft.json / <name>-model.json")
+    for ref, _, results in rows:
+        per_mode = " + ".join(f"{ref.name}-{'dft' if label == 'DFT' else 'model'}.json" for label in results)
+        click.echo(f"wrote {out}/{ref.name}.json (per mode: {per_mode})")
 
 
 def _kappa_record(res) -> dict:

@@ -180,11 +180,29 @@ def save_model(path, spec: ModelSpec, params: dict, metadata: dict | None = None
     return path
 
 
+BUILTIN_DIR = Path(__file__).parent / "data"
+
+
+def builtin_models() -> dict[str, Path]:
+    """Built-in model names (``si-mlearn``, ...) -> the model files shipped in pftlite/data."""
+    return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.npz"))}
+
+
+def resolve_model(arg) -> Path:
+    """A model file path, or the name of a built-in model (an existing file wins)."""
+    p = Path(arg)
+    if p.exists():
+        return p
+    return builtin_models().get(str(arg), p)  # load_model reports "not found"
+
+
 def load_model(path) -> tuple[ModelSpec, dict, dict]:
-    """Read a model file; returns (spec, params, metadata). Errors name the file and problem."""
-    path = Path(path)
+    """Read a model file or a built-in model by name (``"si-mlearn"``); returns
+    (spec, params, metadata). Errors name the file and the problem."""
+    path = resolve_model(path)
     if not path.is_file():
-        raise InputError(f"{path}: model file not found")
+        names = ", ".join(builtin_models())
+        raise InputError(f"{path}: model file not found (built-in models: {names})")
     try:
         raw = path.read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:

@@ -107,3 +107,23 @@ def _no_network(monkeypatch):
         raise RuntimeError("network disabled in tests")
 
     monkeypatch.setattr(pooch, "retrieve", refuse)
+
+
+@pytest.fixture
+def record(request):
+    """``record(name, value)``: log a tested quantity (float or array) when ``$PFTLITE_RECORD``
+    names a file (JSON lines, appended), so that runs of the suite under different
+    floating-point paths can be compared quantity by quantity (``bench/fp_paths.py``).
+    A no-op otherwise."""
+    import json
+
+    path = os.environ.get("PFTLITE_RECORD")
+
+    def _record(name, value):
+        if not path:
+            return
+        arr = np.asarray(value, dtype=float).ravel()
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": request.node.nodeid, "name": name, "value": arr.tolist()}) + "\n")
+
+    return _record

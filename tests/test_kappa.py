@@ -243,10 +243,13 @@ def test_gamma_is_independent_of_the_basis_in_degenerate_subspaces(si):
     assert moved_pp > 1e-4 and moved_iso > 1e-4  # the test can fail: the basis does matter
 
 
-def test_kappa_rta_si(si):
+def test_kappa_rta_si(si, record):
     r = K.conductivity(*si.args(), K.KappaSettings(mesh=(9, 9, 9)))
     tc = si.oracle((9, 9, 9))
     ref = _voigt_diag(tc)
+    record("kappa", r.kappa[0])
+    record("gamma", r.gamma[0])
+    record("phono3py kappa", ref)
     np.testing.assert_allclose(_diag(r.kappa[0]), ref, rtol=1e-3)
     assert abs(r.kappa[0, 0, 0] / ref[0] - 1) < 5e-4  # measured 7e-5
     np.testing.assert_allclose(r.kappa, r.mode_kappa_P.sum((1, 2)) / r.weights.sum())
@@ -261,7 +264,7 @@ def test_kappa_rta_si(si):
     assert np.allclose(r.kappa_C, 0)
 
 
-def test_kappa_isotope_si(si):
+def test_kappa_isotope_si(si, record):
     """Tetrahedron isotope scattering. The δ(f0 - f') weight is evaluated exactly at a vertex
     whenever q' is a star image of q0 (f' = f0 by symmetry); with two such equal vertex values
     phonopy's tetrahedron code lets rounding noise pick a zero-width branch whose regularised
@@ -274,6 +277,9 @@ def test_kappa_isotope_si(si):
     tc = si.oracle((9, 9, 9), isotope=True)
     np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=2e-3)
     gi = np.asarray(tc.gamma_isotope)[0]
+    record("kappa", r.kappa[0])
+    record("gamma_isotope", r.gamma_isotope)
+    record("phono3py kappa", _voigt_diag(tc))
     w = r.weights[:, None]
     ratio = (w * r.gamma_isotope).sum() / (w * gi).sum()
     assert 1.0 <= ratio < 1.03  # measured 1.017
@@ -284,7 +290,7 @@ def test_kappa_isotope_si(si):
     assert r.kappa[0, 0, 0] < 0.95 * base.kappa[0, 0, 0]
 
 
-def test_isotope_gamma_equals_phono3py_with_smearing(si):
+def test_isotope_gamma_equals_phono3py_with_smearing(si, record):
     """With Gaussian smearing (smooth weights, no noise in either code) Γ_iso per mode equals
     phono3py's, once phono3py's values are averaged over degenerate bands as pftlite's are."""
     mesh, sigma = (7, 7, 7), 0.1
@@ -292,13 +298,15 @@ def test_isotope_gamma_equals_phono3py_with_smearing(si):
     tc = si.oracle(mesh, isotope=True, sigma=sigma)
     gi = np.array([K._average_degenerate(g, f) for g, f in
                    zip(np.asarray(tc.gamma_isotope)[0], r.frequencies)])  # fmt: skip
+    record("gamma_isotope", r.gamma_isotope)
     np.testing.assert_allclose(r.gamma_isotope, gi, rtol=1e-6, atol=1e-9 * gi.max())
     np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=1e-6)
 
 
-def test_coherence_term_vs_smm19_si(si):
+def test_coherence_term_vs_smm19_si(si, record):
     """κ_C (Wigner coherence) against phono3py's SMM19 κ_inter = κ - κ_intra."""
     r = K.conductivity(*si.args(), K.KappaSettings(mesh=(9, 9, 9), wigner=True))
+    record("kappa_C", r.kappa_C[0])
     tc = si.oracle((9, 9, 9), smm19=True)
     total = _voigt_diag(tc)
     inter = total - np.asarray(tc.kappa_intra)[0, 0, :3]
@@ -315,8 +323,9 @@ def test_kappa_smearing_si(si):
     np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=1e-3)
 
 
-def test_kappa_nacl_two_species(nacl):
+def test_kappa_nacl_two_species(nacl, record):
     r = K.conductivity(*nacl.args(), K.KappaSettings(mesh=(7, 7, 7)))
+    record("kappa", r.kappa[0])
     tc = nacl.oracle((7, 7, 7))
     np.testing.assert_allclose(_diag(r.kappa[0]), _voigt_diag(tc), rtol=2e-3)
 
@@ -371,7 +380,7 @@ def test_imaginary_modes_reported(si):
     assert ok.n_imaginary == 0
 
 
-def test_hexagonal_kappa_equals_phono3py_from_the_same_fc():
+def test_hexagonal_kappa_equals_phono3py_from_the_same_fc(record):
     """Wurtzite AlN (fc2 5×5×3, fc3 3×3×2, no NAC on either side): pftlite's RTA κ_xx and κ_zz
     from pftlite's own DFT fc2/fc3 equal phono3py's conductivity fed the same arrays."""
     import phono3py
@@ -399,6 +408,8 @@ def test_hexagonal_kappa_equals_phono3py_from_the_same_fc():
         ph3.init_phph_interaction(average_degenerate_weights=True, exclude_gamma_acoustic=True)
         ph3.run_thermal_conductivity(temperatures=[300.0])
     theirs = ph3.thermal_conductivity.kappa[0, 0]  # Voigt xx, yy, zz, yz, xz, xy
+    record("kappa", ours.kappa_P[0])
+    record("phono3py kappa", theirs)
     assert len(ours.weights) == len(ph3.thermal_conductivity.grid_points)
     k = ours.kappa_P[0]
     assert k[0, 0] == pytest.approx(theirs[0], rel=2e-3)

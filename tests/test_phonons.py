@@ -47,7 +47,7 @@ def mp149():
 
 
 @pytest.mark.parametrize("name", ["mdr/mp-149", "mdr/mp-1000"])
-def test_reference_path_reproduces_stored_mdr_values(name):
+def test_reference_path_reproduces_stored_mdr_values(name, record):
     """The stored values come from phonopy's default, which counts the Γ acoustic modes that
     came out positive by rounding on the machine that made them (S and F then depend on the
     noise through -ln ω; phonopy itself warns so). Compared without that noise: n modes from
@@ -56,6 +56,8 @@ def test_reference_path_reproduces_stored_mdr_values(name):
     ref = _ref(name)
     props, fc, _ = reference_properties(ref)
     check = props["stored_check"]
+    record("S F C_V omega_max", [props["S"], props["F"], props["C_V"], props["omega_max_K"]])
+    record("stored check", [check["max_abs_diff_heat_capacity"], check["max_abs_diff_internal_energy"]])
     assert check["n_gamma_acoustic_included"] in (0, 1, 2, 3)
     assert check["max_abs_diff_heat_capacity"] < 1e-6
     assert check["max_abs_diff_internal_energy"] < 1e-6
@@ -73,7 +75,7 @@ def test_reference_path_reproduces_stored_mdr_values(name):
     assert np.abs(fc - ref.force_constants).max() < 1e-6
 
 
-def test_gamma_acoustic_rules_are_noise_free_and_converge(mp149):
+def test_gamma_acoustic_rules_are_noise_free_and_converge(mp149, record):
     """"exclude" drops the three Γ acoustic modes, "include" replaces them by the acoustic
     branches averaged over the Γ cell. Neither looks at their (noise) sign or size, and both
     converge to the same zone integral; "include" converges faster."""
@@ -101,6 +103,7 @@ def test_gamma_acoustic_rules_are_noise_free_and_converge(mp149):
     assert abs(moved["entropy"][3] - base["entropy"][3]) < 1e-8
     assert moved["gamma_weight"] == base["gamma_weight"] > 0
     inc, _, _ = reference_properties(mp149, PhononProtocol(thermo=ThermoSettings(gamma_acoustic="include")))
+    record("S include, exclude", [inc["S"], props["S"]])
     assert 0.0 < inc["S"] - props["S"] < 0.01  # Γ cell of a 32³ mesh
     assert PhononProtocol().to_dict()["thermo"]["gamma_acoustic"] == "exclude"
 
@@ -201,12 +204,14 @@ def test_relaxation_that_does_not_converge_is_a_failure(si_model, mp149):
     assert "errors" not in r and r["dft"]["S"] > 0
 
 
-def test_backends_give_the_same_numbers(si_model, mp149, jax_backend):
+def test_backends_give_the_same_numbers(si_model, mp149, jax_backend, record):
     spec, params = si_model
     proto = PhononProtocol(relax=RelaxSettings(fmax=0.005))
     a = evaluate(spec, params, "numba", mp149, proto)
     b = evaluate(spec, params, "jax", mp149, proto)
     assert a["model"]["relax"]["steps"] == b["model"]["relax"]["steps"]
+    record("numba S F C_V omega_max", [a["model"][m] for m in ("S", "F", "C_V", "omega_max_K")])
+    record("jax S F C_V omega_max", [b["model"][m] for m in ("S", "F", "C_V", "omega_max_K")])
     for m in ("omega_max_K", "S", "F", "C_V"):
         assert abs(a["model"][m] - b["model"][m]) < 1e-8 * max(1.0, abs(a["model"][m]))
 

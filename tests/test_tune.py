@@ -137,13 +137,15 @@ def test_resume_reproduces_the_uninterrupted_run(si, numba_backend, tmp_path):
         tune(spec, params, numba_backend, items, up, _cfg(seed=1), run_dir=tmp_path / "b")
 
 
-def test_numba_and_jax_follow_the_same_loss_curve(si, numba_backend, jax_backend):
+def test_numba_and_jax_follow_the_same_loss_curve(si, numba_backend, jax_backend, record):
     spec, params, items, up = si
     cfg = _cfg(epochs=1)
     a = tune(spec, params, numba_backend, items, up, cfg)
     b = tune(spec, params, jax_backend, items, up, cfg)
     la = np.array([r["loss"] for r in a["log"]])
     lb = np.array([r["loss"] for r in b["log"]])
+    record("numba loss curve", la)
+    record("jax loss curve", lb)
     assert np.allclose(la, lb, rtol=1e-8, atol=0)
     assert np.allclose(a["best"]["w"], b["best"]["w"], rtol=1e-8, atol=1e-12)
 
