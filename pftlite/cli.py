@@ -545,7 +545,8 @@ def _supercell_matrix_from(path, supercell):
 @BACKEND_OPTION
 @user_errors
 def hessian(model, structure, supercell, output, backend):
-    """Exact force constants of STRUCTURE's supercell, written for phonopy (--readfc)."""
+    """Exact force constants of STRUCTURE's supercell, written for phonopy (FORCE_CONSTANTS or
+    force_constants.hdf5, read by phonopy-load beside a phonopy_disp.yaml)."""
     from ase import Atoms
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
@@ -594,8 +595,17 @@ def hessian(model, structure, supercell, output, backend):
                f"max|sum_j fc_ij| = {np.abs(fc.sum(1)).max():.2e} eV/Å²")  # fmt: skip
     click.echo(f"Gamma (THz)    {' '.join(f'{f:.3f}' for f in freqs[: min(9, len(freqs))])}"
                + (" ..." if len(freqs) > 9 else ""))  # fmt: skip
-    click.echo(f"wrote {output}; use: phonopy -c <unit cell> --dim \"{dims}\" --readfc"
-               + (" --hdf5" if output.endswith((".hdf5", ".h5")) else ""))  # fmt: skip
+    cell_file = _unit_cell_hint(structure)
+    click.echo(f"wrote {output}; phonopy (v4) reads it beside a phonopy_disp.yaml made for the "
+               f"same supercell: phonopy-init -c {cell_file} --dim {dims} -d && phonopy-load "
+               f"phonopy_disp.yaml -t --mesh 20 20 20")  # fmt: skip
+
+
+def _unit_cell_hint(structure) -> str:
+    """The unit-cell file to name in the phonopy hint: the structure file when phonopy reads
+    it (a POSCAR), else a placeholder."""
+    name = Path(str(structure)).name
+    return str(structure) if "POSCAR" in name or "CONTCAR" in name else "POSCAR-unitcell"
 
 
 

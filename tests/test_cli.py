@@ -12,6 +12,7 @@ from conftest import random_params
 
 from pftlite.batch import make_batch
 from pftlite.cli import main
+from pftlite.errors import InputError
 from pftlite.datasets import fetch
 from pftlite.errors import DataUnavailable
 from pftlite.model import FORMAT_VERSION, load_model, save_model
@@ -87,6 +88,41 @@ def test_hessian_phonopy_readable(model_file, mp149, tmp_path, backend):
     assert fc.shape == (64, 64, 3, 3)
     np.testing.assert_allclose(fc.sum(axis=1), 0.0, atol=1e-12)
     np.testing.assert_allclose(fc, fc.transpose(1, 0, 3, 2), atol=1e-12)
+
+
+def test_hessian_hint_runs_with_the_installed_phonopy(tmp_path):
+    """The phonopy commands `pftlite hessian` prints work as printed (phonopy 4 moved -c to
+    phonopy-init) and phonopy's frequencies from our FORCE_CONSTANTS are ours."""
+    import shlex
+    import subprocess
+
+    from ase.build import bulk
+
+    bulk("Si", "diamond", 5.43).write(tmp_path / "POSCAR", format="vasp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        res = run("hessian", "si-mlearn", "POSCAR", "--dim", "2 2 2")
+    assert res.exit_code == 0, res.output
+    hint = res.output.strip().splitlines()[-1]
+    cmds = hint.split(": ", 1)[1].split(" && ")
+    assert cmds[0] == "phonopy-init -c POSCAR --dim 2 2 2 -d", hint
+    for cmd in cmds:
+        proc = subprocess.run(shlex.split(cmd), cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, (cmd, proc.stdout[-500:], proc.stderr[-500:])
+    assert "Force constants were read from \"FORCE_CONSTANTS\"" in proc.stdout
+    assert (tmp_path / "thermal_properties.yaml").is_file()
+
+
+def test_dim_forms(tmp_path):
+    from pftlite.cli import _dim
+
+    assert _dim(()) is None
+    assert _dim(("2 2 2",)).tolist() == np.diag([2, 2, 2]).tolist()
+    assert _dim(("2", "2", "2")).tolist() == _dim(("2,2,2",)).tolist() == _dim(("2",)).tolist()
+    assert _dim(("0 1 1 1 0 1 1 1 0",)).tolist() == [[0, 1, 1], [1, 0, 1], [1, 1, 0]]
+    for bad in (("2 2",), ("a b c",), ("0 1 1",), ("1.5 1 1",)):
+        with pytest.raises(InputError, match="--dim"):
+            _dim(bad)
 
 
 def _bad(tmp_path, name, atoms=None, text=None):
