@@ -18,6 +18,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .atomic import check_output
 from .errors import BackendUnavailable, DataUnavailable, InputError
 from .model import builtin_models, resolve_model  # noqa: F401  (public names of the CLI too)
 
@@ -61,7 +62,41 @@ def user_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    """The same usage error without click's usage block: one line, exit status 2."""
+    if exc.ctx is None:
+        return exc
+    where = exc.ctx.command_path
+    return click.UsageError(f"{where}: {exc.format_message()} (see {where} --help)")
+
+
+class OneLineCommand(click.Command):
+    """A click command whose usage errors print one line ("Error: ..."), exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+class OneLineGroup(click.Group):
+    command_class = OneLineCommand
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pftlite")
 def main():
     """pftlite: phonon fine-tuning of machine-learned interatomic potentials."""
@@ -111,6 +146,7 @@ def init(model, species, r_cut, n_radial, l_max, n_radial_4b, l_max_4b, envelope
 
     if Path(model).exists() and not force:
         raise InputError(f"{model}: file exists (use --force to overwrite)")
+    check_output(model, "MODEL")
     spec = ModelSpec(
         species=_parse_species(species), r_cut=r_cut, n_radial=n_radial, l_max=l_max,
         n_radial_4b=n_radial_4b, l_max_4b=l_max_4b, envelope_power=envelope_power,
@@ -289,6 +325,11 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     from .registry import get_backend
 
     spec, params, meta = _load(model)
+    if output is None and not Path(model).exists():
+        raise InputError(f"{model} is a built-in model: give --output/-o for the fitted model")
+    out = check_output(output or model, "--output")
+    if report:
+        check_output(report, "--report")
     gradient = gradient or spec.readout != "linear"
     if gradient:
         cfg = _gradient_fit_config(epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm,
@@ -334,12 +375,11 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
         "weights": {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight, "ridge": ridge},
         "gradient": grad_record, "errors": rows, "seconds": dt, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })  # fmt: skip
-    out = output or model
-    save_model(out, spec, params, meta)
-    click.echo(f"wrote {out}")
-    if report:
+    if report:  # before the model: a failure here leaves the input model as it was
         with atomic_path(report) as tmp:
             tmp.write_text(json.dumps(rows, indent=2))
+    save_model(out, spec, params, meta)
+    click.echo(f"wrote {out}")
 
 
 def _gradient_fit_config(epochs, lr, batch, schedule, warmup, lr_floor, weight_decay, clip_norm, ema_decay,
@@ -432,9 +472,10 @@ def _read_all(paths, spec):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("structures", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output .extxyz or .json (default: table only).")
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @BACKEND_OPTION
 @user_errors
-def predict(model, structures, output, backend):
+def predict(model, structures, output, force, backend):
     """Energies, forces and stresses of STRUCTURES (any format ASE reads, phonopy yaml, mlearn json)."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.stress import full_3x3_to_voigt_6_stress
@@ -448,6 +489,8 @@ def predict(model, structures, output, backend):
     structs, names = _read_all(structures, spec)
     if output and not output.endswith((".json", ".xyz", ".extxyz")):
         raise InputError(f"{output}: output must end in .json, .xyz or .extxyz")
+    if output:
+        check_output(output, "--output", force=force)
     results = []
     t0 = time.perf_counter()
     for a, name in zip(structs, names):
@@ -542,9 +585,10 @@ def _supercell_matrix_from(path, supercell):
                    "Default: the phonopy yaml's supercell_matrix, else the cell itself.")  # fmt: skip
 @click.option("--output", "-o", default="FORCE_CONSTANTS", show_default=True, type=click.Path(dir_okay=False),
               help="FORCE_CONSTANTS (text) or *.hdf5 (phonopy's force_constants.hdf5).")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace an existing --output file (e.g. a DFT FORCE_CONSTANTS).")
 @BACKEND_OPTION
 @user_errors
-def hessian(model, structure, supercell, output, backend):
+def hessian(model, structure, supercell, output, force, backend):
     """Exact force constants of STRUCTURE's supercell, written for phonopy (FORCE_CONSTANTS or
     force_constants.hdf5, read by phonopy-load beside a phonopy_disp.yaml)."""
     from ase import Atoms
@@ -557,6 +601,7 @@ def hessian(model, structure, supercell, output, backend):
 
     spec, params, _ = _load(model)
     be = get_backend(backend)
+    check_output(output, "--output", force=force)
     unit = _read_all([structure], spec)[0][0]
     smat = _supercell_matrix_from(resolve_structure_file(structure), supercell)
     with warnings.catch_warnings():
@@ -732,7 +777,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
     spec, _, _ = _load(model)
     get_backend(backend)  # fail early if unavailable
     temps = tuple(_floats(temperatures, "--temperatures"))
-    if not temps or min(temps) < 0:
+    if not temps or not np.all(np.isfinite(temps)) or min(temps) < 0:
         raise InputError(f"--temperatures: non-negative kelvin values, got {temperatures!r}")
     if displacement <= 0 or fmax <= 0 or max_steps < 1 or jobs < 1:
         raise InputError("--displacement, --fmax, --max-steps and --jobs must be positive")
@@ -751,7 +796,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
         _require_matplotlib()  # before any work: one-line error without matplotlib
     model_path = resolve_model(model)
     refs = _load_references(references, spec)  # files, folders or dataset names
-    out_dir = Path(out_dir or f"phonons-{model_path.stem}")
+    out_dir = check_output(out_dir or f"phonons-{model_path.stem}", "--output", folder=True)
     click.echo(f"{len(refs)} material(s), model {model_path.name}, backend {backend}, "
                f"fc {fc_method}, relax {'on' if relax else 'off'} -> {out_dir}/", err=True)  # fmt: skip
     with click.progressbar(length=len(refs), label="phonons", file=sys.stderr,
@@ -801,6 +846,69 @@ def _read_config(path) -> dict:
     if unknown:
         raise InputError(f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(TUNE_KEYS)})")
     return data
+
+
+#: tune settings: key -> (type, check, allowed range as told to the user)
+_TUNE_RULES = {
+    "epochs": (int, lambda v: v >= 1, "an integer >= 1"),
+    "steps_per_epoch": (int, lambda v: v >= 1, "an integer >= 1"),
+    "k_upstream": (int, lambda v: v >= 0, "an integer >= 0"),
+    "upstream_batch": (int, lambda v: v >= 1, "an integer >= 1"),
+    "phonon_batch": (int, lambda v: v >= 1, "an integer >= 1"),
+    "sampler": (str, lambda v: v in ("uniform", "symmetry"), "uniform or symmetry"),
+    "seed": (int, lambda v: v >= 0, "an integer >= 0"),
+    "split_seed": (int, lambda v: v >= 0, "an integer >= 0"),
+    "lr": (float, lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "lr_schedule": (str, lambda v: v in ("constant", "cosine"), "constant or cosine"),
+    "warmup": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "lr_floor": (float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "weight_decay": (float, lambda v: v >= 0, "a number >= 0"),
+    "clip_norm": (float, lambda v: v >= 0, "a number >= 0 (0 = off)"),
+    "ema_decay": (float, lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "hessian_weight": (float, lambda v: v >= 0, "a number >= 0"),
+    "hessian_loss": (str, lambda v: v in ("mae", "mse"), "mae or mse"),
+    "upstream_val_fraction": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "select_force_budget": (float, lambda v: v >= 0, "a number >= 0"),
+    "holdout": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "phonons": (list, None, "a list of phonon references"),
+    "upstream": (list, None, "a list of labelled data sets (names or files)"),
+    "test": (list, None, "a list of labelled data sets (names or files)"),
+}
+
+
+def check_tune_settings(settings: dict, origin: dict) -> dict:
+    """Type- and range-check every `pftlite tune` setting in one place; returns the settings
+    with their proper types. ``origin[key]``: where it came from (``--flag`` or the config file),
+    named in the one-line error with the allowed range."""
+    import math
+    import numbers
+
+    out = {}
+    for key, value in settings.items():
+        kind, ok, allowed = _TUNE_RULES[key]
+        where = origin.get(key, f"--{key.replace('_', '-')}")
+        bad = InputError(f"{where}: {key.replace('_', '-')} must be {allowed}, got {value!r}")
+        if kind is list:
+            value = [value] if isinstance(value, str) else value
+            empty_ok = key != "phonons"  # `test = []`: no test set (overrides a default)
+            if not isinstance(value, (list, tuple)) or not (value or empty_ok) or not all(isinstance(v, str) for v in value):
+                raise bad
+            out[key] = [str(v) for v in value]
+            continue
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise bad
+            value = int(value)
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                raise bad
+            value = float(value)
+        elif not isinstance(value, str):
+            raise bad
+        if not ok(value):
+            raise bad
+        out[key] = value
+    return out
 
 
 def _prepare_run_dir(run_dir: Path, restart: bool) -> None:
@@ -909,11 +1017,16 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     from .tune import tune as run_tune
 
     settings = _read_config(config_file) if config_file else {}
-    settings.update({k: v for k, v in flags.items() if v is not None})
+    origin = {k: f"{config_file}" for k in settings}
+    given = {k: v for k, v in flags.items() if v is not None}
+    settings.update(given)
+    origin.update({k: f"--{k.replace('_', '-')}" for k in given})
     lists = {"phonons": phonon_refs, "upstream": upstream, "test": test_data}
     for k, v in lists.items():
         if v:
             settings[k] = list(v)
+            origin[k] = f"--{k}"
+    settings = check_tune_settings(settings, origin)
     model_path = resolve_model(model)
     if model_path.stem in ("si-mlearn", "si-mlearn-mlp"):  # the built-in Si models: their data
         for k, v in TUNE_DEFAULTS.items():
@@ -957,7 +1070,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         up, test = [up[i] for i in tr], [up[i] for i in te] + test
     if cfg.k_upstream and not up:
         raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
-    run_dir = Path(run_dir or f"tune-{model_path.stem}")
+    run_dir = check_output(run_dir or f"tune-{model_path.stem}", "--output", folder=True)
     _prepare_run_dir(run_dir, restart)
     items = phonon_items(refs)
     click.echo(f"tune {model_path.name}: {len(items)} phonon structure(s) "

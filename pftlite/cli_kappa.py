@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .cli import BACKEND_OPTION, _floats, _fmt, _load, resolve_model, user_errors
+from .atomic import check_output
+from .cli import BACKEND_OPTION, OneLineCommand, _floats, _fmt, _load, resolve_model, user_errors
 from .errors import InputError
 
 
@@ -57,7 +58,7 @@ def _kappa_head() -> str:
             f"{'κ̄':>10}   W/m-K")  # fmt: skip
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("args", nargs=-1)
 @click.option("--dft-only", is_flag=True, help="All arguments are references: DFT κ only, no model.")
 @click.option("--benchmark", is_flag=True,
@@ -108,7 +109,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
 
     get_backend(backend)
     temps = tuple(_floats(temperatures, "--temperatures"))
-    if not temps or min(temps) <= 0:
+    if not temps or not np.all(np.isfinite(temps)) or min(temps) <= 0:
         raise InputError(f"--temperatures: positive kelvin values, got {temperatures!r}")
     if displacement <= 0 or fmax <= 0:
         raise InputError("--displacement and --fmax must be positive")
@@ -124,6 +125,9 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
     mesh3 = _mesh3(mesh if mesh is not None else "11")
     fc3_method = None if fc3_method == "auto" else fc3_method
+    if fc3_method == "exact" and backend != "jax":
+        raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
+                         f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
                              boundary_mfp=boundary_mfp, sigma=sigma)  # fmt: skip
     protocol = KappaProtocol(relax=RelaxSettings(fmax=fmax) if relax else None, fc3=fc3_method,
@@ -164,7 +168,8 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index):
             if missing:
                 names = ", ".join(chemical_symbols[z] for z in missing)
                 raise InputError(f"{ref.source}: species {names} not in the model")
-    out = Path(out_dir or (f"kappa-{Path(model_path).stem}" if model_path else "kappa-dft"))
+    out = check_output(out_dir or (f"kappa-{Path(model_path).stem}" if model_path else "kappa-dft"),
+                       "--output", folder=True)
     s = protocol.settings()
     click.echo(f"{len(refs)} material(s), mesh {'×'.join(map(str, s.mesh))}, T = "
                f"{', '.join(f'{t:g}' for t in s.temperatures)} K, isotope {'on' if s.isotope else 'off'}, "

@@ -49,15 +49,17 @@ def run_benchmark(model, filters, protocol, backend, out_dir, plot):
     from .cli_kappa import _bar
     from .phonon_runs import file_sha256, write_json
 
+    from .atomic import check_output
+
     model_path = resolve_model(model)
     spec, params, _ = _load(model_path)
+    out = check_output(out_dir or f"kappa-srme-{model_path.stem}", "--output", folder=True)
     materials = ksrme.select(ksrme.load_ksrme_reference(), [chemical_symbols[z] for z in spec.species])
     if filters:
         wanted = {f.lower() for f in filters}
         materials = [m for m in materials if {m.mp_id.lower(), m.name.lower(), m.desc.lower()} & wanted]
         if not materials:
             raise InputError(f"--benchmark: no covered material matches {', '.join(filters)}")
-    out = Path(out_dir or f"kappa-srme-{model_path.stem}")
     sha = file_sha256(model_path)
     click.echo(f"κ_SRME: {len(materials)} material(s) covered by {model_path.name} "
                f"({', '.join(m.desc for m in materials)}) -> {out}/", err=True)  # fmt: skip

@@ -65,6 +65,20 @@ class ModelSpec:
     hidden: int = 16
 
     def __post_init__(self):
+        import numbers
+
+        if isinstance(self.species, list):
+            object.__setattr__(self, "species", tuple(self.species))
+        for name in ("n_radial", "l_max", "n_radial_4b", "l_max_4b", "envelope_power", "hidden"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise InputError(f"model spec: {name} must be an integer, got {v!r}")
+        if isinstance(self.r_cut, bool) or not isinstance(self.r_cut, numbers.Real) or not np.isfinite(self.r_cut):
+            raise InputError(f"model spec: r_cut must be a number (Å), got {self.r_cut!r}")
+        if not isinstance(self.species, tuple) or not all(
+            isinstance(z, numbers.Integral) and 1 <= z <= 118 for z in self.species
+        ):
+            raise InputError(f"model spec: species must be atomic numbers 1-118, got {self.species!r}")
         if not self.species:
             raise InputError("model spec: species list is empty")
         if len(set(self.species)) != len(self.species):
@@ -79,6 +93,8 @@ class ModelSpec:
             raise InputError("model spec: envelope_power must be >= 3 (C2 at the cutoff)")
         if self.readout not in ("linear", "mlp"):
             raise InputError(f"model spec: readout must be 'linear' or 'mlp', got {self.readout!r}")
+        if self.hidden < 1:
+            raise InputError(f"model spec: hidden must be >= 1, got {self.hidden}")
 
     @property
     def tables(self) -> DescriptorTables:
@@ -113,12 +129,17 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
+        if not isinstance(d, dict):
+            raise InputError(f"model spec: expected a mapping of hyperparameters, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise InputError(f"model spec: unknown hyperparameters {sorted(unknown)}")
         d = dict(d)
-        d["species"] = tuple(int(z) for z in d["species"])
+        species = d.get("species")
+        if not isinstance(species, (list, tuple)):
+            raise InputError(f"model spec: species must be a list of atomic numbers, got {species!r}")
+        d["species"] = tuple(species)
         return cls(**d)
 
 
@@ -216,6 +237,8 @@ def load_model(path) -> tuple[ModelSpec, dict, dict]:
         metadata = json.loads(files.get("metadata", np.zeros(0, np.uint8)).tobytes().decode() or "{}")
     except Exception:  # noqa: BLE001
         raise InputError(f"{path}: corrupt model header") from None
+    if not isinstance(header, dict) or not isinstance(metadata, dict):
+        raise InputError(f"{path}: corrupt model header")
     if header.get("format") != FORMAT_NAME:
         raise InputError(f"{path}: not a pftlite model file (format {header.get('format')!r})")
     version = header.get("version")
@@ -224,7 +247,10 @@ def load_model(path) -> tuple[ModelSpec, dict, dict]:
             f"{path}: model format version {version} is not supported "
             f"(this pftlite reads version {FORMAT_VERSION})"
         )
-    spec = ModelSpec.from_dict(header["spec"])
+    try:
+        spec = ModelSpec.from_dict(header.get("spec") if isinstance(header, dict) else None)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
     params = {k[len("param/"):]: np.array(v) for k, v in files.items() if k.startswith("param/")}
     check_params(spec, params, str(path))
     return spec, params, metadata

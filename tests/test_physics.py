@@ -12,9 +12,17 @@ from pftlite.testing import check_backend
 CRYSTALS = crystals()
 
 
+#: JAX runs the conformance suite on two of the eight (crystal, readout) cases: each new shape
+#: is a new compilation (~11 s per case on 2 cores), and test_parity proves JAX equal to Numba
+#: (to 1e-10) on all eight, so the other six carry over.
+JAX_CONFORMANCE = {("si", "mlp"), ("low_symmetry", "linear")}
+
+
 @pytest.mark.parametrize("readout", ["linear", "mlp"])
 @pytest.mark.parametrize("name", list(CRYSTALS))
 def test_conformance(backend, name, readout):
+    if backend.NAME == "jax" and (name, readout) not in JAX_CONFORMANCE:
+        pytest.skip("JAX: conformance on two cases, parity with Numba on all (test_parity)")
     spec = small_spec(species=(14, 6), readout=readout)
     params = random_params(spec, seed=1)
     batch = make_batch([CRYSTALS[name]], spec)
