@@ -402,6 +402,24 @@ def _gradient_fit_config(epochs, lr, batch, schedule, warmup, lr_floor, weight_d
                            ema_decay=ema_decay)  # fmt: skip
 
 
+@contextlib.contextmanager
+def _resume_hint(run_dir: Path):
+    """Ctrl-C during training: say what the checkpoint holds and how to resume; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = 0
+        ck = run_dir / "checkpoint.npz"
+        if ck.exists():
+            with contextlib.suppress(Exception):
+                from .tune import load_checkpoint
+
+                done = int(load_checkpoint(ck)["epoch"])
+        click.echo(f"\ninterrupted: {ck} holds {done} finished epoch(s); rerun the same command to "
+                   f"resume from epoch {done + 1}", err=True)  # fmt: skip
+        sys.exit(130)
+
+
 def _fit_by_gradient(spec, params, be, structures, cfg, run_dir, restart):
     """Gradient training with a progress bar, logs in ``run_dir`` -> (best EMA params, record)."""
     from .fit import fit_gradient
@@ -409,7 +427,7 @@ def _fit_by_gradient(spec, params, be, structures, cfg, run_dir, restart):
 
     _prepare_run_dir(run_dir, restart)
     t0 = time.perf_counter()
-    with _epoch_bar("gradient fit", cfg.epochs, lambda ep, row: f"epoch {ep} loss {row.get('loss', float('nan')):.4g}") as progress:
+    with _resume_hint(run_dir), _epoch_bar("gradient fit", cfg.epochs, lambda ep, row: f"epoch {ep} loss {row.get('loss', float('nan')):.4g}") as progress:
         state = fit_gradient(spec, params, be, structures, cfg, run_dir=run_dir, progress=progress)
     dt = time.perf_counter() - t0
     _write_log_csv(run_dir / "log.csv", state["log"], ["epoch", "step", "update", "loss", "energy", "forces", "stress", "grad_norm", "lr"])
@@ -1077,7 +1095,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
                f"({', '.join(f'{it.name} {len(it.atoms)} atoms' for it in items)}), {len(up)} upstream, "
                f"sampler {cfg.sampler}, K={cfg.k_upstream}, backend {backend} -> {run_dir}/", err=True)  # fmt: skip
     t0 = time.perf_counter()
-    with _epoch_bar("tuning", cfg.epochs, lambda ep, row: f"epoch {ep} hessian {row.get('hessian', float('nan')):.4f}") as progress:
+    with _resume_hint(run_dir), _epoch_bar("tuning", cfg.epochs, lambda ep, row: f"epoch {ep} hessian {row.get('hessian', float('nan')):.4f}") as progress:
         state = run_tune(spec, params, be, items, up, cfg, run_dir=run_dir, progress=progress)
     dt = time.perf_counter() - t0
     tuned = state["best"]

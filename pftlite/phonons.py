@@ -151,7 +151,8 @@ def reference_properties(ref, protocol: PhononProtocol = PhononProtocol()):
 
 def model_properties(spec, params, backend, ref, protocol: PhononProtocol = PhononProtocol()):
     """Model path. Returns ``(props, fc, ph)``; ``props["status"]`` is "ok" or "failed"
-    (relaxation not converged), in which case fc and ph are None."""
+    (relaxation not converged, or force constants that are all zero: a model that predicts
+    nothing), in which case fc and ph are None."""
     props: dict = {"timings": {}}
     atoms = ref.unitcell.copy()
     if protocol.relax is not None:
@@ -167,6 +168,10 @@ def model_properties(spec, params, backend, ref, protocol: PhononProtocol = Phon
     fc, finfo = model_force_constants(spec, params, backend, ph, protocol.fc, protocol.displacement)
     props["fc2"] = finfo
     props["timings"]["fc2"] = finfo["seconds"]
+    if not np.abs(fc).max() > 1e-8:  # eV/Å²: no curvature at all (e.g. an untrained model)
+        props.update(status="failed", reason="the model's force constants are all zero "
+                     "(untrained or all-zero weights?): no phonons to score")  # fmt: skip
+        return props, None, None
     t1 = time.perf_counter()
     props.update(harmonic_properties(ph, protocol.thermo))
     props["timings"]["thermo"] = time.perf_counter() - t1

@@ -175,3 +175,40 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, monkeypatc
     assert len(lines) == 1, f"{name}: {len(lines)} lines: {out[-600:]}"
     assert needle in lines[0], f"{name}: {lines[0]!r} lacks {needle!r}"
     assert _snapshot(tmp_path) == before, f"{name}: files changed"
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
+    """Ctrl-C in `tune`: exit 130 and a line telling the epoch the checkpoint holds and how to
+    resume (the resume itself is tested bitwise in test_tune)."""
+    import pftlite.tune as tune_mod
+    from pftlite import datasets
+
+    if datasets.data_root() is None:
+        pytest.skip("reference data not available")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_mod, "tune", interrupted)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["tune", "-o", "run", "--upstream", SI_TEST, "--test", SI_TEST])
+    assert res.exit_code == 130, res.output
+    assert "rerun the same command to resume from epoch 1" in res.output
+
+
+def test_an_all_zero_model_is_flagged_not_scored(tmp_path):
+    """`pftlite init` with a linear readout gives all-zero weights: ω = 0 everywhere, which
+    must be reported as a failure, not scored as a stable result."""
+    from pftlite import datasets
+    from pftlite.model import load_model
+    from pftlite.phonon_data import load_reference
+    from pftlite.phonons import PhononProtocol, model_properties
+
+    if datasets.data_root() is None:
+        pytest.skip("reference data not available")
+    res = CliRunner().invoke(main, ["init", str(tmp_path / "zero.npz"), "-s", "Si", "--r-cut", "4",
+                                    "--n-radial", "3", "--l-max", "2", "--n-radial-4b", "2", "--l-max-4b", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    spec, params, _ = load_model(tmp_path / "zero.npz")
+    props, fc, _ = model_properties(spec, params, "numba", load_reference("mdr/mp-149"), PhononProtocol(relax=None))
+    assert props["status"] == "failed" and "all zero" in props["reason"] and fc is None
