@@ -147,7 +147,8 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
             raise InputError("give MODEL and at least one REF (or --dft-only REF...)")
         model_path, refs_args = resolve_model(args[0]), args[1:]
     if mesh3 is None:
-        raise InputError("--mesh: give one or three integers")
+        raise InputError("--mesh ref: only with --benchmark (each material's reference mesh); "
+                         "otherwise give one or three integers")
     _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index)
 
 

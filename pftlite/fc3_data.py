@@ -233,6 +233,13 @@ def _disp(value, what: str, where: str, length: float) -> np.ndarray:
 def _fc3_dataset(data: dict, natom: int, where: str, length: float, force: float) -> dict:
     """phono3py type-1 dataset from ``displacement_pairs`` (forces where the yaml has them)."""
     raw = data.get("displacement_pairs")
+    if raw is None and "dataset" not in data and ("displacements" in data or "force_constants" in data
+                                                   or "phonon" in data or "supercell_matrix" in data):  # fmt: skip
+        raise InputError(
+            f"{where}: a phonopy (fc2) file, not a phono3py fc3 dataset: kappa needs third-order "
+            "data (phono3py_disp.yaml + FORCES_FC3, or phono3py_params*.yaml); for fc2 phonons "
+            "use `pftlite phonons`"
+        )
     if (
         raw is None
         or (isinstance(raw, list) and raw and isinstance(raw[0], list))

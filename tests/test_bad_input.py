@@ -117,6 +117,9 @@ ROWS = [
     ("kappa-model-only", None, ["kappa", "si-mlearn"], "at least one REF"),
     ("kappa-benchmark-with-mesh", None, ["kappa", "si-mlearn", "--benchmark", "--mesh", "5"], "--benchmark"),
     ("kappa-unknown-option", None, ["kappa", "--bogus"], "No such option"),
+    ("kappa-fc2-file", None, ["kappa", "--dft-only", "mdr/mp-149"], "a phonopy (fc2) file, not a phono3py fc3 dataset"),
+    ("kappa-mesh-ref", None, ["kappa", "--dft-only", "phono3py/Si-PBEsol", "--mesh", "ref"], "only with --benchmark"),
+    ("kappa-phonopy-folder", None, ["kappa", "--dft-only", "phonopy/NaCl"], "no phono3py yaml"),
     # --- tune ---------------------------------------------------------------------------------
     ("tune-seed-negative", None, ["tune", "--seed", "-1"], "seed must be an integer >= 0"),
     ("tune-steps-negative", None, ["tune", "--steps-per-epoch", "-3"], "steps-per-epoch must be an integer >= 1"),
@@ -160,7 +163,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, monkeypatc
     from pftlite import datasets
 
     name, setup, argv, needle = case
-    if any(a.startswith(("mdr/", "phono3py/", "mlearn/")) for a in argv) and datasets.data_root() is None:
+    if any(a.startswith(("mdr/", "phono3py/", "phonopy/", "mlearn/")) for a in argv) and datasets.data_root() is None:
         pytest.skip("reference data not available")
     if setup:
         setup(tmp_path)
