@@ -105,7 +105,10 @@ def make_batch(structures, spec, sources=None) -> Batch:
         if abs(vol) < 1e-6:
             raise InputError(f"{src}: cell is singular or missing (pftlite needs a 3D periodic cell)")
         sp = spec.species_index(z, src)
-        first, j, shift = neighbor_list(x, cell, spec.r_cut)
+        try:
+            first, j, shift = neighbor_list(x, cell, spec.r_cut)
+        except InputError as exc:
+            raise InputError(f"{src}: {exc}") from None
         if len(j):
             d = np.linalg.norm(x[j] - x[np.repeat(np.arange(len(x)), np.diff(first))] + shift @ cell, axis=1)
             k = int(np.argmin(d))

@@ -604,9 +604,10 @@ def _supercell_matrix_from(path, supercell):
 @click.option("--output", "-o", default="FORCE_CONSTANTS", show_default=True, type=click.Path(dir_okay=False),
               help="FORCE_CONSTANTS (text) or *.hdf5 (phonopy's force_constants.hdf5).")  # fmt: skip
 @click.option("--force", is_flag=True, help="Replace an existing --output file (e.g. a DFT FORCE_CONSTANTS).")
+@click.option("--no-size-check", is_flag=True, help="Go ahead even if the estimated memory exceeds this machine's.")
 @BACKEND_OPTION
 @user_errors
-def hessian(model, structure, supercell, output, force, backend):
+def hessian(model, structure, supercell, output, force, no_size_check, backend):
     """Exact force constants of STRUCTURE's supercell, written for phonopy (FORCE_CONSTANTS or
     force_constants.hdf5, read by phonopy-load beside a phonopy_disp.yaml)."""
     from ase import Atoms
@@ -622,6 +623,12 @@ def hessian(model, structure, supercell, output, force, backend):
     check_output(output, "--output", force=force)
     unit = _read_all([structure], spec)[0][0]
     smat = _supercell_matrix_from(resolve_structure_file(structure), supercell)
+    n_super = len(unit) * round(abs(np.linalg.det(smat)))
+    if not no_size_check:
+        from .sizes import check_memory
+
+        # fc (N, N, 3, 3) float64, its (3N, 3N) copy for the checks and phonopy's copy
+        check_memory(3 * 9 * 8 * float(n_super) ** 2, f"hessian of a {n_super}-atom supercell")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # phonopy's primitive_matrix='auto' notice
         ph = Phonopy(

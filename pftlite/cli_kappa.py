@@ -87,10 +87,11 @@ def _kappa_head() -> str:
 @click.option("--sigma", default=None, type=float, help="Gaussian smearing width, THz (default: tetrahedron).")
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Cumulative κ vs frequency per material (PNG, needs matplotlib).")  # fmt: skip
+@click.option("--no-size-check", is_flag=True, help="Go ahead even if the estimated memory exceeds this machine's.")
 @BACKEND_OPTION
 @user_errors
 def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, displacement, relax, fmax,
-          isotope, wigner, boundary_mfp, sigma, plot, backend):  # fmt: skip
+          isotope, wigner, boundary_mfp, sigma, plot, no_size_check, backend):  # fmt: skip
     """Lattice thermal conductivity (RTA + Wigner coherence term), own solver.
 
     \b
@@ -149,10 +150,18 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
     if mesh3 is None:
         raise InputError("--mesh ref: only with --benchmark (each material's reference mesh); "
                          "otherwise give one or three integers")
-    _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index)
+    _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, not no_size_check)
 
 
-def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index):
+def mesh_memory(n_primitive: int, mesh) -> float:
+    """Bytes the κ solver holds per q mesh: frequencies, eigenvectors (complex, nb²) and
+    phase tables on every BZ point (≈ 1.1 × the grid), for n_primitive atoms."""
+    nb = 3 * n_primitive
+    n_bz = 1.1 * float(np.prod(mesh))
+    return n_bz * (16 * nb * nb + 8 * nb + 16 * 27 * n_primitive)
+
+
+def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, size_check=True):
     from .fc3_data import load_fc3_reference
     from .kappa_eval import evaluate, reference_kappa
     from .phonon_runs import write_json
@@ -161,6 +170,16 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index):
     if model_path is not None:
         spec, params, _ = _load(model_path)
     refs = [load_fc3_reference(a) for a in refs_args]
+    if size_check:
+        from .sizes import check_memory
+
+        mesh = protocol.settings().mesh
+        for ref in refs:
+            P = ref.primitive_matrix
+            n_p = len(ref.unitcell) if P is None or isinstance(P, str) else max(
+                1, round(len(ref.unitcell) * abs(np.linalg.det(np.asarray(P, float)))))  # fmt: skip
+            check_memory(mesh_memory(n_p, mesh), f"--mesh {'x'.join(map(str, mesh))} for {ref.name} "
+                         f"({n_p} atoms in the primitive cell)")  # fmt: skip
     if spec is not None:
         from ase.data import chemical_symbols
 

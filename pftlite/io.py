@@ -444,7 +444,15 @@ def check_structure(atoms: Atoms, source: str, species=None, min_distance: float
                 f"{source}: element {bad} not supported by the model (model species: {names})"
             )
     if min_distance > 0:
+        from ase.geometry import minkowski_reduce
         from ase.neighborlist import neighbor_list
+
+        shortest = float(np.linalg.norm(minkowski_reduce(cell)[0], axis=1).min())
+        if shortest < min_distance:  # each atom overlaps its own image (and ase would loop long)
+            raise InputError(
+                f"{source}: the shortest lattice vector is {shortest:.4g} Å, so every atom is that "
+                f"close to its own periodic image (< min_distance {min_distance} Å): is the cell in Å?"
+            )
 
         i, j, d = neighbor_list("ijd", atoms, float(min_distance))
         if len(d):

@@ -36,6 +36,17 @@ _MARGIN = 1e-8
 _MAX_BINS_PER_ATOM = 4
 # Below this many atoms the kernels run serially (parallel start-up would dominate).
 _PARALLEL_MIN_ATOMS = 64
+#: refuse a neighbour list whose estimated edges would need more memory than this (bytes):
+#: each edge holds j and S (32 bytes) and the backends keep a few arrays per edge
+MAX_EDGE_BYTES = 4 * 2**30
+_BYTES_PER_EDGE = 32 * 4
+
+
+def estimated_edges(n_atoms: int, cell, r_cut: float) -> float:
+    """Expected number of (i, j, S) pairs within r_cut for n_atoms in the cell: each atom sees
+    the sphere's volume times the atom density, n² · (4/3 π r³) / V."""
+    vol = abs(float(np.linalg.det(np.asarray(cell, float))))
+    return n_atoms * n_atoms * (4.0 / 3.0 * np.pi * r_cut**3) / max(vol, 1e-300)
 
 
 @nb.njit(cache=True)
@@ -224,6 +235,16 @@ def neighbor_list(positions, cell, r_cut):
     n = len(positions)
     if n == 0 or r_cut <= 0.0:
         return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
+    est = estimated_edges(n, cell, r_cut)
+    if est * _BYTES_PER_EDGE > MAX_EDGE_BYTES:
+        from .errors import InputError
+
+        vol = abs(float(np.linalg.det(cell)))
+        raise InputError(
+            f"neighbour list: {n} atom(s) in a {vol:.3g} Å³ cell with r_cut {r_cut:g} Å means "
+            f"about {est:.3g} neighbour pairs ({est * _BYTES_PER_EDGE / 2**30:.3g} GiB), more than "
+            f"the {MAX_EDGE_BYTES / 2**30:.0f} GiB allowed: is the cell (in Å) far too small?"
+        )
     frac = np.ascontiguousarray(positions @ np.linalg.inv(cell))
     nbins, reach = _grid(cell, r_cut, n)
     img, abin, bin_start, bin_atoms = _bin_atoms(frac, nbins)

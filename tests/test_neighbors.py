@@ -136,3 +136,16 @@ def test_empty_and_degenerate_inputs():
     assert first.tolist() == [0] and j.shape == (0,) and shift.shape == (0, 3)
     first, j, shift = neighbor_list(np.zeros((2, 3)) + [[0, 0, 0], [1, 0, 0]], np.eye(3) * 5.0, 0.0)
     assert first.tolist() == [0, 0, 0] and len(j) == 0
+
+
+def test_neighbour_list_refuses_what_cannot_fit():
+    """A cell far too small for the cutoff (1e-3 Å: ~5e11 pairs) is refused with the estimate
+    before any loop starts, instead of running for minutes and filling the memory."""
+    import pytest
+
+    from pftlite.errors import InputError
+    from pftlite.neighbors import estimated_edges, neighbor_list
+
+    with pytest.raises(InputError, match="neighbour pairs"):
+        neighbor_list(np.zeros((1, 3)), np.eye(3) * 1e-3, 5.0)
+    assert estimated_edges(8, np.eye(3) * 5.43, 5.0) == pytest.approx(8 * 8 * 4 / 3 * np.pi * 125 / 5.43**3)
