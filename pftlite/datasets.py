@@ -419,6 +419,7 @@ def fetch(name: str, verify: bool = False) -> Path:
     try:
         import pooch
 
+        pooch.get_logger().setLevel("WARNING")  # the outcome is reported here, in one line
         return Path(
             pooch.retrieve(
                 entry.url,

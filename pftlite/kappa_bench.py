@@ -14,7 +14,6 @@ import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import click
 
@@ -45,11 +44,10 @@ def run_benchmark(model, filters, protocol, backend, out_dir, plot):
     from ase.data import chemical_symbols
 
     from . import ksrme
+    from .atomic import check_output
     from .cli import _load, resolve_model
     from .cli_kappa import _bar
     from .phonon_runs import file_sha256, write_json
-
-    from .atomic import check_output
 
     model_path = resolve_model(model)
     spec, params, _ = _load(model_path)

@@ -12,9 +12,8 @@ from conftest import random_params
 
 from pftlite.batch import make_batch
 from pftlite.cli import main
-from pftlite.errors import InputError
 from pftlite.datasets import fetch
-from pftlite.errors import DataUnavailable
+from pftlite.errors import DataUnavailable, InputError
 from pftlite.model import FORMAT_VERSION, load_model, save_model
 from pftlite.registry import get_backend
 
