@@ -830,6 +830,13 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
         def progress(result, skipped):
             if skipped:
                 click.echo(f"{result['name']}: done before (same model and protocol), kept", err=True)
+            nac = result.get("nac") or {}
+            if nac.get("reference_has_born_charges") and not nac.get("applied"):
+                click.echo(f"{result['name']}: the reference carries Born charges ({Path(nac['born_source']).name}); "
+                           "NAC is not applied (MDR protocol)", err=True)  # fmt: skip
+            bad = ((result.get("dft") or {}).get("stored_check") or {}).get("stored_non_finite")
+            if bad:
+                click.echo(f"{result['name']}: stored values not finite, left out of the check: {', '.join(bad)}", err=True)
             bar.update(1, f"{result['name']} {'(done before)' if skipped else result['status']}")
 
         results, summary = run_set(model_path, refs, protocol, backend, out_dir, jobs=jobs, plot=plot,

@@ -19,6 +19,7 @@ Everything returned is JSON-ready; the protocol record states every choice made.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -96,6 +97,10 @@ def stored_check(ref, ph, settings: ThermoSettings) -> dict | None:
         temps = np.asarray(thermal["temperatures"])
         w = thermal["gamma_weight"]
         rows = []  # (T, dF, dS, dCV) stored - ours
+        bad = [f"{k} at {float(t):g} K" for i, t in enumerate(st["temperatures"]) for k in keys[1:]
+               if st[k][i] is None or not np.isfinite(st[k][i])]  # fmt: skip
+        if bad:
+            out["stored_non_finite"] = bad
         for i, t in enumerate(st["temperatures"]):
             hit = np.flatnonzero(np.isclose(temps, float(t)))
             vals = [st[k][i] for k in keys[1:]]
@@ -202,6 +207,22 @@ def compare(model: dict, dft: dict, fc_model=None, fc_dft=None, supercell=None) 
     return err
 
 
+def _nac_record(ref) -> dict:
+    """NAC as recorded in every result: never applied (the MDR protocol), and whether and where
+    the reference carries Born charges."""
+    born = ref.nac_params is not None
+    files = [f for f in (getattr(ref, "files", ()) or ()) if Path(f).name.startswith("BORN")]
+    return {"applied": False, "reference_has_born_charges": born,
+            "born_source": (files[0] if files else ref.source) if born else None}  # fmt: skip
+
+
+def _formula(symbols) -> str:
+    """Hill-ordered formula of a list of element symbols (ase's rule)."""
+    from ase import Atoms
+
+    return Atoms(symbols=list(symbols)).get_chemical_formula()
+
+
 def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtocol(), keep=False,
              dft=None) -> dict:  # fmt: skip
     """Model vs DFT for one material, JSON-ready (see module doc). With ``keep=True`` the
@@ -216,7 +237,11 @@ def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtoc
         "source": ref.source,
         "formula": ref.unitcell.get_chemical_formula(),
         "n_unit": len(ref.unitcell),
+        "primitive_formula": _formula(ph_d.primitive.symbols),
+        "n_primitive": len(ph_d.primitive),
         "n_supercell": ref.n_supercell,
+        "files_read": list(getattr(ref, "files", ()) or ()),
+        "nac": _nac_record(ref),
         "status": model["status"],
         "reason": model.get("reason", ""),
         "protocol": protocol.to_dict(),

@@ -183,14 +183,19 @@ def stability(freqs_thz: np.ndarray) -> dict:
     """MDR stability flag from commensurate frequencies (n_q, n_band) THz, row 0 = Γ.
 
     Unstable if a Γ acoustic mode < -35 K, a Γ optical mode < 0 K or any other mode < 0 K.
+    The Γ acoustic modes are the three of smallest |ω| (phonopy's rule), so unstable optical
+    modes below them are called optical, not acoustic.
     """
     f = np.asarray(freqs_thz, float) * THZ_TO_K
-    g = np.sort(f[0])
+    g = f[0]
+    acoustic = np.zeros(len(g), dtype=bool)  # phonopy's pick: the three smallest |ω| at Γ
+    acoustic[np.argsort(np.abs(g), kind="stable")[:3]] = True
+    ga, go = g[acoustic], g[~acoustic]
     reasons = []
-    if np.any(g[:3] < -GAMMA_ACOUSTIC_TOLERANCE_K):
-        reasons.append(f"Γ acoustic {g[:3].min():.1f} K < -{GAMMA_ACOUSTIC_TOLERANCE_K:.0f} K")
-    if np.any(g[3:] < 0.0):
-        reasons.append(f"Γ optical {g[3:].min():.1f} K < 0")
+    if np.any(ga < -GAMMA_ACOUSTIC_TOLERANCE_K):
+        reasons.append(f"Γ acoustic {ga.min():.1f} K < -{GAMMA_ACOUSTIC_TOLERANCE_K:.0f} K")
+    if np.any(go < 0.0):
+        reasons.append(f"Γ optical {go.min():.1f} K < 0")
     if len(f) > 1 and np.any(f[1:] < 0.0):
         reasons.append(f"mode {f[1:].min():.1f} K < 0 away from Γ")
     return {"stable": not reasons, "reason": "; ".join(reasons), "min_frequency_K": float(f.min())}

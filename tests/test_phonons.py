@@ -127,6 +127,10 @@ def test_stability_flags():
     bad = g.copy()
     bad[1, 0] = -0.01 / THZ_TO_K
     assert "away from Γ" in stability(bad)["reason"]
+    # unstable triply degenerate optical modes below the acoustic ones (CaTiO3-like): optical
+    ca = np.array([[-100.0, -100.0, -100.0, -1e-5, 0.0, 1e-5, 200.0, 200.0, 200.0]]) / THZ_TO_K
+    r = stability(ca)
+    assert not r["stable"] and r["reason"] == "Γ optical -100.0 K < 0"
 
 
 # --- model force constants ----------------------------------------------------------------
@@ -284,3 +288,22 @@ def test_cli_phonons_parallel(tmp_path, mp149):
     b = json.loads((out / "si-copy.json").read_text())
     assert a["model"]["S"] == b["model"]["S"]
     assert json.loads((out / "summary.json").read_text())["n_ok"] == 2
+
+
+def test_non_finite_stored_values_are_reported_not_ignored(tmp_path):
+    """A NaN among an MDR yaml's stored entropies is named in the check's record (and the CLI
+    says so in one line), the other temperatures are still compared."""
+    from conftest import data_path
+
+    from pftlite.phonon_data import load_reference
+
+    text = data_path("mdr/mp-149").read_text()
+    head, tail = text.split("entropy:\n", 1)
+    lines = tail.split("\n")
+    lines[1] = "- .nan"  # the second stored temperature
+    bad = tmp_path / "mp-149.yaml"
+    bad.write_text(head + "entropy:\n" + "\n".join(lines))
+    ref = load_reference(bad)
+    check = reference_properties(ref)[0]["stored_check"]
+    assert len(check["stored_non_finite"]) == 1 and check["stored_non_finite"][0].startswith("entropy at")
+    assert check["max_abs_diff_heat_capacity"] < 1e-6
