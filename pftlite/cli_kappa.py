@@ -87,11 +87,13 @@ def _kappa_head() -> str:
 @click.option("--sigma", default=None, type=float, help="Gaussian smearing width, THz (default: tetrahedron).")
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Cumulative κ vs frequency per material (PNG, needs matplotlib).")  # fmt: skip
+@click.option("--r0-average/--no-r0-average", default=True, show_default=True,
+              help="fc3 Fourier transform averaged over the three legs as lattice origin (phono3py's make_r0_average).")
 @click.option("--no-size-check", is_flag=True, help="Go ahead even if the estimated memory exceeds this machine's.")
 @BACKEND_OPTION
 @user_errors
 def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, displacement, relax, fmax,
-          isotope, wigner, boundary_mfp, sigma, plot, no_size_check, backend):  # fmt: skip
+          isotope, wigner, boundary_mfp, sigma, plot, r0_average, no_size_check, backend):  # fmt: skip
     """Lattice thermal conductivity (RTA + Wigner coherence term), own solver.
 
     \b
@@ -104,7 +106,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
     errors SRE/SRME, records), <name>-dft.json / <name>-model.json (per-mode data).
     """
     from .kappa import KappaSettings
-    from .kappa_eval import KappaProtocol
+    from .kappa_eval import KappaProtocol, default_kappa_settings
     from .registry import get_backend
     from .relax import RelaxSettings
 
@@ -124,13 +126,13 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         _require_matplotlib()
     if benchmark and mesh is not None and _mesh3(mesh) is not None:
         raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
-    mesh3 = _mesh3(mesh if mesh is not None else "11")
+    mesh3 = _mesh3(mesh) if mesh is not None else default_kappa_settings().mesh
     fc3_method = None if fc3_method == "auto" else fc3_method
     if fc3_method == "exact" and backend != "jax":
         raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
                          f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
-                             boundary_mfp=boundary_mfp, sigma=sigma)  # fmt: skip
+                             boundary_mfp=boundary_mfp, sigma=sigma, r0_average=r0_average)  # fmt: skip
     protocol = KappaProtocol(relax=RelaxSettings(fmax=fmax) if relax else None, fc3=fc3_method,
                              distance=displacement, kappa=settings)  # fmt: skip
     t_index = temps.index(300.0) if 300.0 in temps else 0

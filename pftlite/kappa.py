@@ -47,7 +47,9 @@ Q_CHUNK = 8
 
 @dataclass(frozen=True)
 class KappaSettings:
-    """Settings of :func:`conductivity` (defaults: phono3py's RTA defaults, 19³ mesh).
+    """Settings of :func:`conductivity` (defaults: phono3py's RTA defaults, 19³ mesh; a kappa
+    *evaluation* — ``pftlite.kappa_eval.KappaProtocol`` and ``pftlite kappa`` — defaults to
+    isotopes and the coherence term on, 11³, see ``kappa_eval.default_kappa_settings``).
 
     temperatures (K); mesh: Γ-centred, primitive reciprocal basis; isotope: natural-abundance
     mass variance (phonopy's table); mass_variances: per primitive atom, overrides the table;

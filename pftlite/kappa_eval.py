@@ -26,6 +26,15 @@ from .force_constants import make_phonopy, model_force_constants
 from .relax import RelaxSettings, relax
 
 
+#: the κ settings of a kappa evaluation when none are given — the same as `pftlite kappa`'s
+#: defaults (isotopes and the Wigner coherence term on, 11³ mesh, 300 K). The solver itself,
+#: :func:`pftlite.kappa.conductivity`, defaults to phono3py's RTA settings instead.
+def default_kappa_settings():
+    from .kappa import KappaSettings
+
+    return KappaSettings(temperatures=(300.0,), mesh=(11, 11, 11), isotope=True, wigner=True)
+
+
 @dataclass(frozen=True)
 class KappaProtocol:
     """Every choice of a kappa evaluation.
@@ -41,13 +50,11 @@ class KappaProtocol:
     fc3: str | None = None
     distance: float = 0.03
     h: float = 1e-3
-    kappa: object = None  # pftlite.kappa.KappaSettings; None = its defaults
+    kappa: object = None  # pftlite.kappa.KappaSettings; None = default_kappa_settings() (the CLI's)
     symprec: float = 1e-5
 
     def settings(self):
-        from .kappa import KappaSettings
-
-        return self.kappa if self.kappa is not None else KappaSettings()
+        return self.kappa if self.kappa is not None else default_kappa_settings()
 
     def to_dict(self) -> dict:
         s = self.settings()

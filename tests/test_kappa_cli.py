@@ -97,3 +97,17 @@ def test_bad_input_one_line(si_fd, args, message):
     code, text = _run(args)
     assert code == 2, text
     assert message in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+
+
+def test_python_api_and_cli_share_the_kappa_defaults():
+    """KappaProtocol() (the Python API of a kappa evaluation) uses the CLI's defaults:
+    isotopes and the coherence term on, 11³, 300 K, r0 average on."""
+    from pftlite.cli_kappa import kappa
+    from pftlite.kappa_eval import KappaProtocol
+
+    opts = {p.name: p.default for p in kappa.params}
+    s = KappaProtocol().settings()
+    assert s.isotope is opts["isotope"] is True and s.wigner is opts["wigner"] is True
+    assert s.r0_average is opts["r0_average"] is True
+    assert s.mesh == (11, 11, 11) and opts["mesh"] is None  # None = the default mesh
+    assert s.temperatures == (float(opts["temperatures"]),)
