@@ -779,6 +779,9 @@ def _phonon_table(results, summary) -> str:
               help="The 3 Γ acoustic modes in the thermal sums (model and DFT alike): 'exclude' leaves "
               "them out; 'include' replaces them by the acoustic branches averaged over the Γ cell "
               "of the mesh (converges faster). Neither depends on their rounding-noise sign.")  # fmt: skip
+@click.option("--nac/--no-nac", default=False, show_default=True,
+              help="Non-analytical term correction (phonopy's) with the reference's Born charges, for "
+              "DFT and model alike, where the reference has them; off in the MDR protocol.")  # fmt: skip
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Band structure + DOS of model and DFT per material (PNG, needs matplotlib).")  # fmt: skip
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
@@ -786,7 +789,7 @@ def _phonon_table(results, summary) -> str:
 @BACKEND_OPTION
 @user_errors
 def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, max_steps,
-            temperatures, mesh, gamma_acoustic, plot, jobs, overwrite, backend):  # fmt: skip
+            temperatures, mesh, gamma_acoustic, nac, plot, jobs, overwrite, backend):  # fmt: skip
     """MDR phonon benchmark: MODEL vs DFT for each REFERENCE (MDR yaml, phonopy folder or
     yaml with FORCE_SETS / force constants, or a dataset name such as mdr/mp-149).
 
@@ -810,6 +813,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
         relax=RelaxSettings(fmax=fmax, max_steps=max_steps) if relax else None,
         fc=fc_method,
         displacement=displacement,
+        nac=nac,
         thermo=ThermoSettings(
             temperatures=temps, mesh=_mesh(mesh), gamma_acoustic=gamma_acoustic,
             report_temperature=300.0 if 300.0 in temps else temps[-1],
@@ -833,7 +837,9 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
             nac = result.get("nac") or {}
             if nac.get("reference_has_born_charges") and not nac.get("applied"):
                 click.echo(f"{result['name']}: the reference carries Born charges ({Path(nac['born_source']).name}); "
-                           "NAC is not applied (MDR protocol)", err=True)  # fmt: skip
+                           "NAC is not applied (MDR protocol; --nac to apply it)", err=True)  # fmt: skip
+            if nac.get("requested") and not nac.get("reference_has_born_charges"):
+                click.echo(f"{result['name']}: --nac, but the reference has no Born charges: NAC not applied", err=True)
             bad = ((result.get("dft") or {}).get("stored_check") or {}).get("stored_non_finite")
             if bad:
                 click.echo(f"{result['name']}: stored values not finite, left out of the check: {', '.join(bad)}", err=True)

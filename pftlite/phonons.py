@@ -42,7 +42,10 @@ METRIC_UNITS = {"omega_max_K": "K", "S": "J/K/mol", "F": "kJ/mol", "C_V": "J/K/m
 @dataclass(frozen=True)
 class PhononProtocol:
     """Every choice of the benchmark. relax=None evaluates the model at the DFT geometry.
-    fc: "analytic" | "displacement"; displacement: Å; symprec: Å (phonopy/spglib)."""
+    fc: "analytic" | "displacement"; displacement: Å; symprec: Å (phonopy/spglib).
+    nac: apply the non-analytical term correction (phonopy's, with the reference's Born
+    charges and dielectric tensor, for DFT and model alike) where the reference has them; off
+    in the MDR protocol as published."""
 
     relax: RelaxSettings | None = field(default_factory=RelaxSettings)
     fc: str = "analytic"
@@ -147,9 +150,12 @@ def reference_properties(ref, protocol: PhononProtocol = PhononProtocol()):
     ph = _phonopy_for(ref, ref.unitcell, protocol.symprec)
     fc, how = reference_force_constants(ph, ref.dataset, ref.force_constants)
     t1 = time.perf_counter()
+    check = stored_check(ref, ph, protocol.thermo)  # stored values were made without NAC
+    nac = apply_nac(ph, ref, protocol)
     props = harmonic_properties(ph, protocol.thermo)
     props["fc_source"] = how
-    props["stored_check"] = stored_check(ref, ph, protocol.thermo)
+    props["nac_applied"] = nac
+    props["stored_check"] = check
     props["timings"] = {"fc2": t1 - t0, "thermo": time.perf_counter() - t1}
     return props, fc, ph
 
@@ -173,6 +179,7 @@ def model_properties(spec, params, backend, ref, protocol: PhononProtocol = Phon
     fc, finfo = model_force_constants(spec, params, backend, ph, protocol.fc, protocol.displacement)
     props["fc2"] = finfo
     props["timings"]["fc2"] = finfo["seconds"]
+    props["nac_applied"] = apply_nac(ph, ref, protocol)
     if not np.abs(fc).max() > 1e-8:  # eV/Å²: no curvature at all (e.g. an untrained model)
         props.update(status="failed", reason="the model's force constants are all zero "
                      "(untrained or all-zero weights?): no phonons to score")  # fmt: skip
@@ -207,12 +214,22 @@ def compare(model: dict, dft: dict, fc_model=None, fc_dft=None, supercell=None) 
     return err
 
 
-def _nac_record(ref) -> dict:
-    """NAC as recorded in every result: never applied (the MDR protocol), and whether and where
-    the reference carries Born charges."""
+def apply_nac(ph, ref, protocol: PhononProtocol) -> bool:
+    """Give ``ph`` (force constants set) the reference's NAC parameters when the protocol asks
+    for NAC and the reference has Born charges; returns whether NAC is applied."""
+    if protocol.nac and ref.nac_params is not None:
+        ph.nac_params = dict(ref.nac_params)
+        return True
+    return False
+
+
+def _nac_record(ref, protocol: PhononProtocol) -> dict:
+    """NAC as recorded in every result: applied or not, whether and where the reference
+    carries Born charges."""
     born = ref.nac_params is not None
     files = [f for f in (getattr(ref, "files", ()) or ()) if Path(f).name.startswith("BORN")]
-    return {"applied": False, "reference_has_born_charges": born,
+    return {"applied": bool(protocol.nac and born), "requested": bool(protocol.nac),
+            "reference_has_born_charges": born,
             "born_source": (files[0] if files else ref.source) if born else None}  # fmt: skip
 
 
@@ -241,7 +258,7 @@ def evaluate(spec, params, backend, ref, protocol: PhononProtocol = PhononProtoc
         "n_primitive": len(ph_d.primitive),
         "n_supercell": ref.n_supercell,
         "files_read": list(getattr(ref, "files", ()) or ()),
-        "nac": _nac_record(ref),
+        "nac": _nac_record(ref, protocol),
         "status": model["status"],
         "reason": model.get("reason", ""),
         "protocol": protocol.to_dict(),

@@ -307,3 +307,45 @@ def test_non_finite_stored_values_are_reported_not_ignored(tmp_path):
     check = reference_properties(ref)[0]["stored_check"]
     assert len(check["stored_non_finite"]) == 1 and check["stored_non_finite"][0].startswith("entropy at")
     assert check["max_abs_diff_heat_capacity"] < 1e-6
+
+
+@pytest.mark.parametrize("name", ["NaCl", "MgO"])
+def test_nac_equals_phonopy_with_born_charges(name):
+    """--nac: the DFT path with the reference's BORN equals phonopy's own pipeline with NAC
+    (phonopy.load with the same FORCE_SETS and BORN): thermal properties at 300 K, and the
+    LO-TO splitting at Γ approached along [100]; without NAC there is no splitting."""
+    import warnings
+
+    import phonopy
+    from conftest import data_path
+
+    yaml = data_path(f"phonopy/{name}/phonopy_disp.yaml")
+    data_path(f"phonopy/{name}/FORCE_SETS")
+    data_path(f"phonopy/{name}/BORN")
+    from pftlite.phonon_data import load_reference
+
+    ref = load_reference(yaml)
+    assert ref.nac_params is not None
+    settings = ThermoSettings(gamma_acoustic="exclude")
+    on, _, ph_on = reference_properties(ref, PhononProtocol(nac=True, thermo=settings))
+    off, _, ph_off = reference_properties(ref, PhononProtocol(nac=False, thermo=settings))
+    assert on["nac_applied"] and not off["nac_applied"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oracle = phonopy.load(yaml, force_sets_filename=yaml.parent / "FORCE_SETS",
+                              born_filename=yaml.parent / "BORN", is_nac=True, log_level=0)  # fmt: skip
+        oracle.run_mesh(100.0)
+        oracle.run_thermal_properties(temperatures=[300.0], exclude_gamma_acoustic=True)
+    tp = oracle.thermal_properties
+    assert abs(tp.entropy[0] - on["S"]) < 1e-6 and abs(tp.free_energy[0] - on["F"]) < 1e-6
+    assert abs(tp.heat_capacity[0] - on["C_V"]) < 1e-6
+    assert abs(on["S"] - off["S"]) > 1e-3  # NAC matters for these ionic crystals
+    gamma, direction = [[0.0, 0.0, 0.0]], [1.0, 0.0, 0.0]
+    freqs = {}
+    for label, ph in (("on", ph_on), ("off", ph_off), ("oracle", oracle)):
+        ph.run_qpoints(gamma, nac_q_direction=direction)
+        freqs[label] = np.sort(ph.qpoints.frequencies[0])
+    np.testing.assert_allclose(freqs["on"], freqs["oracle"], atol=1e-6)
+    lo, to = freqs["on"][-1], freqs["on"][-2]
+    assert lo - to > 1.0  # THz: LO above TO
+    assert abs(freqs["off"][-1] - freqs["off"][-3]) < 1e-6  # no NAC: triply degenerate optical
