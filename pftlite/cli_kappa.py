@@ -87,13 +87,16 @@ def _kappa_head() -> str:
 @click.option("--sigma", default=None, type=float, help="Gaussian smearing width, THz (default: tetrahedron).")
 @click.option("--plot/--no-plot", default=False, show_default=True,
               help="Cumulative κ vs frequency per material (PNG, needs matplotlib).")  # fmt: skip
+@click.option("--nac/--no-nac", default=False, show_default=True,
+              help="Non-analytical term correction of the fc2 phonons with the reference's Born charges "
+              "(as phono3py; DFT and model alike); off in the κ_SRME protocol.")
 @click.option("--r0-average/--no-r0-average", default=True, show_default=True,
               help="fc3 Fourier transform averaged over the three legs as lattice origin (phono3py's make_r0_average).")
 @click.option("--no-size-check", is_flag=True, help="Go ahead even if the estimated memory exceeds this machine's.")
 @BACKEND_OPTION
 @user_errors
 def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, displacement, relax, fmax,
-          isotope, wigner, boundary_mfp, sigma, plot, r0_average, no_size_check, backend):  # fmt: skip
+          isotope, wigner, boundary_mfp, sigma, plot, nac, r0_average, no_size_check, backend):  # fmt: skip
     """Lattice thermal conductivity (RTA + Wigner coherence term), own solver.
 
     \b
@@ -124,6 +127,8 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         from .plots import _require_matplotlib
 
         _require_matplotlib()
+    if benchmark and nac:
+        raise InputError("--benchmark: the κ_SRME references are without NAC; leave out --nac")
     if benchmark and mesh is not None and _mesh3(mesh) is not None:
         raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
     mesh3 = _mesh3(mesh) if mesh is not None else default_kappa_settings().mesh
@@ -134,7 +139,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
                              boundary_mfp=boundary_mfp, sigma=sigma, r0_average=r0_average)  # fmt: skip
     protocol = KappaProtocol(relax=RelaxSettings(fmax=fmax) if relax else None, fc3=fc3_method,
-                             distance=displacement, kappa=settings)  # fmt: skip
+                             distance=displacement, kappa=settings, nac=nac)  # fmt: skip
     t_index = temps.index(300.0) if 300.0 in temps else 0
     if benchmark:
         if dft_only or not args:
@@ -192,6 +197,12 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, 
                 raise InputError(f"{ref.source}: species {names} not in the model")
     out = check_output(out_dir or (f"kappa-{Path(model_path).stem}" if model_path else "kappa-dft"),
                        "--output", folder=True)
+    for ref in refs:
+        if ref.nac_params is not None and not protocol.nac:
+            click.echo(f"{ref.name}: the reference carries Born charges; NAC is not applied "
+                       "(κ_SRME protocol; --nac to apply it)", err=True)  # fmt: skip
+        elif protocol.nac and ref.nac_params is None:
+            click.echo(f"{ref.name}: --nac, but the reference has no Born charges: NAC not applied", err=True)
     s = protocol.settings()
     click.echo(f"{len(refs)} material(s), mesh {'×'.join(map(str, s.mesh))}, T = "
                f"{', '.join(f'{t:g}' for t in s.temperatures)} K, isotope {'on' if s.isotope else 'off'}, "

@@ -22,7 +22,8 @@ Pipeline (``conductivity``):
    f < ``cutoff_frequency`` dropped.
 8. Optional coherence term κ_C (``wigner=True``), see :func:`coherence_kappa`.
 
-Units: Å, eV, amu, THz; κ in W m⁻¹ K⁻¹. No non-analytic (Born charge) correction.
+Units: Å, eV, amu, THz; κ in W m⁻¹ K⁻¹. Optional non-analytical term correction of the fc2
+phonons (``nac_params``: phonopy's Gonze-Lee dynamical matrix, as phono3py applies it).
 """
 
 from __future__ import annotations
@@ -255,20 +256,40 @@ def _fc3_tables(ph3, fc3c, r0_average: bool, symprec: float) -> dict:
     }  # fmt: skip
 
 
-def _harmonic(ph2, fc2c, qpoints, factor):
+def _harmonic(ph2, fc2c, qpoints, factor, nac_params=None):
+    """Frequencies (n_q, nb) THz and eigenvectors (n_q, nb, nb) at reduced ``qpoints``. With
+    ``nac_params`` the dynamical matrices carry phonopy's non-analytical term (Gonze-Lee, as
+    phono3py's phonon solver; Γ without a q direction gets none)."""
     prim = ph2.primitive
     svecs, multi = prim.get_smallest_vectors()
     s2p = np.asarray(prim.s2p_map)
     p2s = list(prim.p2s_map)
     s2pi = np.array([p2s.index(s) for s in s2p], dtype=np.int64)
-    dm = kk.dynamical_matrices(np.ascontiguousarray(qpoints), fc2c, np.ascontiguousarray(svecs),
-                               np.ascontiguousarray(multi, np.int64), s2pi,
-                               np.asarray(prim.masses, float))  # fmt: skip
+    if nac_params is None:
+        dm = kk.dynamical_matrices(np.ascontiguousarray(qpoints), fc2c, np.ascontiguousarray(svecs),
+                                   np.ascontiguousarray(multi, np.int64), s2pi,
+                                   np.asarray(prim.masses, float))  # fmt: skip
+    else:
+        dmo = _phonopy_dm(ph2, fc2c, nac_params)
+        nb = 3 * len(prim)
+        dm = np.empty((len(qpoints), nb, nb), dtype=complex)
+        for i, q in enumerate(np.asarray(qpoints, float)):
+            dmo.run(q)
+            dm[i] = dmo.dynamical_matrix
     w, v = np.linalg.eigh(dm)
     freqs = np.sqrt(np.abs(w)) * np.sign(w) * factor
     dd = {"svecs": np.ascontiguousarray(svecs), "multi": np.ascontiguousarray(multi, np.int64),
           "s2pi": s2pi, "masses": np.asarray(prim.masses, float)}  # fmt: skip
     return np.ascontiguousarray(freqs), np.ascontiguousarray(v), dd
+
+
+def _phonopy_dm(ph2, fc2c, nac_params=None):
+    """phonopy's DynamicalMatrix (with NAC when ``nac_params``) of compact fc2."""
+    from phonopy.harmonic.dynamical_matrix import get_dynamical_matrix
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_dynamical_matrix(fc2c, ph2.supercell, ph2.primitive, nac_params=nac_params)
 
 
 def degenerate_ids(freqs, tol=1e-4) -> np.ndarray:
@@ -350,7 +371,7 @@ def _heat_capacity(freqs, temps, u, cutoff):
 
 
 def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supercell_matrix, fc3,
-                 settings: KappaSettings = KappaSettings(), progress=None) -> KappaResult:
+                 settings: KappaSettings = KappaSettings(), progress=None, nac_params=None) -> KappaResult:
     """Lattice thermal conductivity (RTA, + coherence term when ``settings.wigner``).
 
     ``unitcell``: ase.Atoms (masses used); ``primitive_matrix``, supercell matrices: 3×3 as
@@ -358,6 +379,9 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
     ``make_phonopy(unitcell, S2, P).supercell``; ``fc3`` compact (n_p, N3, N3, 3, 3, 3) or full
     (N3, N3, N3, 3, 3, 3) eV/Å³ in the order of ``make_phonopy(unitcell, S3, P).supercell``.
     ``progress``: optional callable ``(done, total)`` over irreducible q-points.
+    ``nac_params``: phonopy's NAC dict (``born`` (n_p, 3, 3), ``dielectric``, ``factor``) to
+    apply the non-analytical term to the fc2 phonons as phono3py does (harmonic phonons, group
+    velocities, velocity operator); None = no NAC.
     Raises ``InputError`` on shapes that do not match the supercells, non-finite values, a
     mesh that breaks the symmetry, or bad settings.
     """
@@ -389,7 +413,7 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
     seconds["grid"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    freqs, eigvecs, _ = _harmonic(ph2, fc2c, bz.qpoints, u.DefaultToTHz)
+    freqs, eigvecs, _ = _harmonic(ph2, fc2c, bz.qpoints, u.DefaultToTHz, nac_params)
     freqs = zero_gamma_acoustic(freqs, bz.addresses)
     deg_ids = degenerate_ids(freqs)
     freqs = degenerate_mean(freqs, deg_ids)
@@ -398,7 +422,7 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
     ir = bz.ir_bz
     n_ir = len(ir)
     f_ir = freqs[ir]
-    gv = _group_velocities(ph2, fc2c, bz, u.DefaultToTHz, s.cutoff_frequency)
+    gv = _group_velocities(ph2, fc2c, bz, u.DefaultToTHz, s.cutoff_frequency, nac_params)
     gvgv = _gv_by_gv(gv, bz)
     cv = _heat_capacity(f_ir, temps, u, s.cutoff_frequency)
     seconds["harmonic"] = time.perf_counter() - t0
@@ -480,7 +504,7 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
     if s.wigner:
         t0 = time.perf_counter()
         mode_kappa_C = coherence_mode_kappa(ph2, fc2c, bz, gamma_tot, cv, temps, u, conv,
-                                            s.cutoff_frequency)
+                                            s.cutoff_frequency, nac_params)
         seconds["coherence"] = time.perf_counter() - t0
     kappa_C = mode_kappa_C.sum(axis=(1, 2)) / bz.n_grid
     seconds["total"] = time.perf_counter() - t_start
@@ -493,14 +517,13 @@ def conductivity(unitcell, primitive_matrix, fc2_supercell_matrix, fc2, fc3_supe
     )  # fmt: skip
 
 
-def _group_velocities(ph2, fc2c, bz: BZMesh, factor, cutoff):
+def _group_velocities(ph2, fc2c, bz: BZMesh, factor, cutoff, nac_params=None):
     """Group velocities (n_ir, nb, 3) THz·Å with phonopy's GroupVelocity (analytic dD/dq)."""
-    from phonopy.harmonic.dynamical_matrix import get_dynamical_matrix
     from phonopy.phonon.group_velocity import GroupVelocity
 
+    dm = _phonopy_dm(ph2, fc2c, nac_params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dm = get_dynamical_matrix(fc2c, ph2.supercell, ph2.primitive)
         gvo = GroupVelocity(dm, symmetry=ph2.primitive_symmetry, frequency_factor_to_THz=factor,
                             cutoff_frequency=cutoff)  # fmt: skip
         gvo.run(bz.qpoints[bz.ir_bz])
@@ -543,7 +566,7 @@ def velocity_operator(dm, ddm, q, factor, cutoff, direction=(1.0, 2.0, 3.0)):
     return (vm + vm.transpose(0, 2, 1).conj()) / 2 * factor**2, f
 
 
-def coherence_mode_kappa(ph2, fc2c, bz: BZMesh, gamma_tot, cv, temps, u, conv, cutoff):
+def coherence_mode_kappa(ph2, fc2c, bz: BZMesh, gamma_tot, cv, temps, u, conv, cutoff, nac_params=None):
     """Coherence (Wigner, off-diagonal) mode κ_C (nT, n_ir, nb, 3, 3) W/m-K, weights included.
 
     Simoncelli-Marzari-Mauri "SMM19" form as phono3py 4.10 ``transport_type="SMM19"``
@@ -560,11 +583,10 @@ def coherence_mode_kappa(ph2, fc2c, bz: BZMesh, gamma_tot, cv, temps, u, conv, c
     way. The s = s' terms are κ_P exactly.
     """
     from phonopy.harmonic.derivative_dynmat import DerivativeOfDynamicalMatrix
-    from phonopy.harmonic.dynamical_matrix import get_dynamical_matrix
 
+    dm = _phonopy_dm(ph2, fc2c, nac_params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dm = get_dynamical_matrix(fc2c, ph2.supercell, ph2.primitive)
         ddm = DerivativeOfDynamicalMatrix(dm)
     n_rot = len(bz.rotations_cartesian)
     nT, n_ir, nb = gamma_tot.shape

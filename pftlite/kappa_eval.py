@@ -52,6 +52,11 @@ class KappaProtocol:
     h: float = 1e-3
     kappa: object = None  # pftlite.kappa.KappaSettings; None = default_kappa_settings() (the CLI's)
     symprec: float = 1e-5
+    nac: bool = False  # NAC on the fc2 phonons with the reference's Born charges (κ_SRME: off)
+
+    def nac_params(self, ref3):
+        """The NAC parameters to use for ``ref3`` (DFT and model alike), or None."""
+        return dict(ref3.nac_params) if self.nac and ref3.nac_params is not None else None
 
     def settings(self):
         return self.kappa if self.kappa is not None else default_kappa_settings()
@@ -66,6 +71,7 @@ class KappaProtocol:
             "h": self.h,
             "kappa": s.to_dict(),
             "symprec": self.symprec,
+            "nac": self.nac,
         }
 
 
@@ -89,10 +95,13 @@ def reference_kappa(ref3, protocol: KappaProtocol = KappaProtocol(), progress=No
     t0 = time.perf_counter()
     fc2, fc3, info = reference_fc3(ref3)
     t1 = time.perf_counter()
+    nac = protocol.nac_params(ref3)
     res = conductivity(ref3.unitcell, ref3.primitive_matrix, ref3.phonon_supercell_matrix, fc2,
-                       ref3.supercell_matrix, fc3, protocol.settings(), progress=progress)  # fmt: skip
+                       ref3.supercell_matrix, fc3, protocol.settings(), progress=progress,
+                       nac_params=nac)  # fmt: skip
     rec = {
         "status": "ok",
+        "nac_applied": nac is not None,
         "fc": info,
         "stability": stability(res),
         "timings": {"fc2+fc3": t1 - t0, "kappa": time.perf_counter() - t1},
@@ -101,8 +110,9 @@ def reference_kappa(ref3, protocol: KappaProtocol = KappaProtocol(), progress=No
 
 
 def model_kappa(spec, params, backend, unitcell, primitive_matrix, s2, s3,
-                protocol: KappaProtocol = KappaProtocol(), progress=None):  # fmt: skip
-    """Model path: relax, fc2 in ``s2``, fc3 in ``s3``, conductivity.
+                protocol: KappaProtocol = KappaProtocol(), progress=None, nac_params=None):  # fmt: skip
+    """Model path: relax, fc2 in ``s2``, fc3 in ``s3``, conductivity (with ``nac_params``,
+    the reference's Born charges, when given).
 
     Returns ``(record, result)``; ``record["status"]`` is "ok" or "failed" (relaxation not
     converged, space group changed, imaginary modes) with ``reason``; ``result`` is the
@@ -136,7 +146,9 @@ def model_kappa(spec, params, backend, unitcell, primitive_matrix, s2, s3,
     rec["fc3"] = info3
     rec["timings"]["fc3"] = info3["seconds"]
     t1 = time.perf_counter()
-    res = conductivity(atoms, primitive_matrix, s2, fc2, s3, fc3, protocol.settings(), progress=progress)
+    res = conductivity(atoms, primitive_matrix, s2, fc2, s3, fc3, protocol.settings(), progress=progress,
+                       nac_params=nac_params)  # fmt: skip
+    rec["nac_applied"] = nac_params is not None
     rec["timings"]["kappa"] = time.perf_counter() - t1
     rec["stability"] = st = stability(res)
     if st["imaginary_modes"]:
@@ -176,7 +188,7 @@ def evaluate(spec, params, backend, ref3, protocol: KappaProtocol = KappaProtoco
     rec_d, res_d = dft if dft is not None else reference_kappa(ref3, protocol, progress)
     rec_m, res_m = model_kappa(spec, params, backend, ref3.unitcell, ref3.primitive_matrix,
                                ref3.phonon_supercell_matrix, ref3.supercell_matrix, protocol,
-                               progress)  # fmt: skip
+                               progress, nac_params=protocol.nac_params(ref3))  # fmt: skip
     out = {
         "name": ref3.name,
         "source": ref3.source,

@@ -121,6 +121,7 @@ ROWS = [
     ("kappa-model-only", None, ["kappa", "si-mlearn"], "at least one REF"),
     ("kappa-benchmark-with-mesh", None, ["kappa", "si-mlearn", "--benchmark", "--mesh", "5"], "--benchmark"),
     ("kappa-unknown-option", None, ["kappa", "--bogus"], "No such option"),
+    ("kappa-benchmark-with-nac", None, ["kappa", "si-mlearn", "--benchmark", "--nac"], "without NAC"),
     ("kappa-fc2-file", None, ["kappa", "--dft-only", "mdr/mp-149"], "a phonopy (fc2) file, not a phono3py fc3 dataset"),
     ("kappa-mesh-ref", None, ["kappa", "--dft-only", "phono3py/Si-PBEsol", "--mesh", "ref"], "only with --benchmark"),
     ("kappa-phonopy-folder", None, ["kappa", "--dft-only", "phonopy/NaCl"], "no phono3py yaml"),
