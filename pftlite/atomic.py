@@ -1,6 +1,7 @@
 """Atomic file output: write to a temporary file in the target directory, then rename.
 
-An interrupted run never leaves a half-written result behind.
+An interrupted run never leaves a half-written result behind: a kill leaves at most a hidden
+``.<name>.*.tmp`` beside it, which the next write of that file removes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed earlier writer
+        with contextlib.suppress(OSError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
