@@ -297,12 +297,13 @@ def _read_labelled(paths, spec, energy_key, forces_key, stress_key):
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Gradient: folder of checkpoint.npz and logs (default fit-<stem> beside the output model); a rerun resumes.")  # fmt: skip
 @click.option("--restart", is_flag=True, help="Gradient: ignore an existing checkpoint in the run folder.")
+@click.option("--force", is_flag=True, help="Replace an existing --output / --report file (MODEL itself is updated in place without -o).")
 @BACKEND_OPTION
 @user_errors
 def fit(model, data, test_data, output, energy_weight, forces_weight, stress_weight, ridge,
         energy_key, forces_key, stress_key, report, holdout, split_seed, norm_rattle, norm_strain, equilibrium,
         gradient, start, epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm, ema_decay,
-        loss_weights, val_fraction, seed, run_dir, restart, backend):  # fmt: skip
+        loss_weights, val_fraction, seed, run_dir, restart, force, backend):  # fmt: skip
     """Fit MODEL to energies, forces and stresses in DATA: least squares for a linear readout;
     for an MLP readout (or --gradient) least squares of the linear part, then every parameter
     by gradient (AdamW + EMA, best EMA on a validation split, checkpoints; a rerun resumes).
@@ -327,9 +328,9 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     spec, params, meta = _load(model)
     if output is None and not Path(model).exists():
         raise InputError(f"{model} is a built-in model: give --output/-o for the fitted model")
-    out = check_output(output or model, "--output")
+    out = check_output(output or model, "--output", force=force if output else None)
     if report:
-        check_output(report, "--report")
+        check_output(report, "--report", force=force)
     gradient = gradient or spec.readout != "linear"
     if gradient:
         cfg = _gradient_fit_config(epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm,

@@ -92,11 +92,12 @@ def _kappa_head() -> str:
               "(as phono3py; DFT and model alike); off in the κ_SRME protocol.")
 @click.option("--r0-average/--no-r0-average", default=True, show_default=True,
               help="fc3 Fourier transform averaged over the three legs as lattice origin (phono3py's make_r0_average).")
+@click.option("--overwrite", is_flag=True, help="Replace results already in the output folder.")
 @click.option("--no-size-check", is_flag=True, help="Go ahead even if the estimated memory exceeds this machine's.")
 @BACKEND_OPTION
 @user_errors
 def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, displacement, relax, fmax,
-          isotope, wigner, boundary_mfp, sigma, plot, nac, r0_average, no_size_check, backend):  # fmt: skip
+          isotope, wigner, boundary_mfp, sigma, plot, nac, r0_average, overwrite, no_size_check, backend):  # fmt: skip
     """Lattice thermal conductivity (RTA + Wigner coherence term), own solver.
 
     \b
@@ -157,7 +158,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
     if mesh3 is None:
         raise InputError("--mesh ref: only with --benchmark (each material's reference mesh); "
                          "otherwise give one or three integers")
-    _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, not no_size_check)
+    _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, not no_size_check, overwrite)
 
 
 def mesh_memory(n_primitive: int, mesh) -> float:
@@ -168,7 +169,8 @@ def mesh_memory(n_primitive: int, mesh) -> float:
     return n_bz * (16 * nb * nb + 8 * nb + 16 * 27 * n_primitive)
 
 
-def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, size_check=True):
+def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, size_check=True,
+              overwrite=False):
     from .fc3_data import load_fc3_reference
     from .kappa_eval import evaluate, reference_kappa
     from .phonon_runs import write_json
@@ -197,6 +199,10 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, 
                 raise InputError(f"{ref.source}: species {names} not in the model")
     out = check_output(out_dir or (f"kappa-{Path(model_path).stem}" if model_path else "kappa-dft"),
                        "--output", folder=True)
+    if not overwrite:
+        done = [f"{ref.name}.json" for ref in refs if (out / f"{ref.name}.json").exists()]
+        if done:
+            raise InputError(f"--output: {out}/ already holds {', '.join(done)} (use --overwrite to replace)")
     for ref in refs:
         if ref.nac_params is not None and not protocol.nac:
             click.echo(f"{ref.name}: the reference carries Born charges; NAC is not applied "
@@ -213,7 +219,7 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, 
     for ref in refs:
         if model_path is None:
             rec, res = reference_kappa(ref, protocol, progress=_bar(f"{ref.name} DFT"))
-            result = {"name": ref.name, "source": ref.source, "status": "ok", "protocol": protocol.to_dict(),
+            result = {"name": ref.name, "source": ref.source, "status": "ok", "protocol": protocol.to_dict(dft_only=True),
                       "dft": rec, "dft_kappa": _kappa_record(res)}  # fmt: skip
             results = {"DFT": res}
         else:

@@ -61,8 +61,13 @@ class KappaProtocol:
     def settings(self):
         return self.kappa if self.kappa is not None else default_kappa_settings()
 
-    def to_dict(self) -> dict:
+    def to_dict(self, dft_only: bool = False) -> dict:
+        """JSON record; ``dft_only``: without the model-only fields (relaxation, model fc2/fc3
+        methods and steps)."""
         s = self.settings()
+        if dft_only:
+            return {"fc2+fc3": "DFT: the file's displacement forces, pftlite's finite-difference solver",
+                    "kappa": s.to_dict(), "symprec": self.symprec, "nac": self.nac}  # fmt: skip
         return {
             "relax": None if self.relax is None else self.relax.to_dict(),
             "fc2": "analytic (one HVP per irreducible displacement, phonopy solver, symmetrized)",

@@ -118,6 +118,8 @@ ROWS = [
     ("kappa-sigma-negative", None, ["kappa", "--dft-only", "phono3py/Si-PBEsol", "--sigma", "-1"], "--sigma"),
     ("kappa-boundary-negative", None, ["kappa", "--dft-only", "phono3py/Si-PBEsol", "--boundary-mfp", "-1"], "--boundary-mfp"),
     ("kappa-output-is-a-file", _file("out"), ["kappa", "--dft-only", "phono3py/Si-PBEsol", "-o", "out"], "is a file"),
+    ("kappa-replaces-results", lambda d: (d / "k").mkdir() or (d / "k" / "Si-PBEsol.json").write_text("{}"),
+     ["kappa", "--dft-only", "phono3py/Si-PBEsol", "--mesh", "3", "-o", "k"], "use --overwrite"),
     ("kappa-model-only", None, ["kappa", "si-mlearn"], "at least one REF"),
     ("kappa-benchmark-with-mesh", None, ["kappa", "si-mlearn", "--benchmark", "--mesh", "5"], "--benchmark"),
     ("kappa-unknown-option", None, ["kappa", "--bogus"], "No such option"),
@@ -147,6 +149,8 @@ ROWS = [
     ("fit-builtin-without-output", None, ["fit", "si-mlearn", SI_TEST], "built-in model"),
     ("fit-report-under-a-file", _file("blocker"), ["fit", "si-mlearn", SI_TEST, "-o", "m.npz", "--report", "blocker/r.json"], "--report"),
     ("fit-holdout-above-one", None, ["fit", "si-mlearn", SI_TEST, "-o", "m.npz", "--holdout", "1.5"], "--holdout"),
+    ("fit-replaces-output", _file("m.npz"), ["fit", "si-mlearn", SI_TEST, "-o", "m.npz"], "use --force"),
+    ("fit-replaces-report", _file("r.json", "{}"), ["fit", "si-mlearn", SI_TEST, "-o", "m.npz", "--report", "r.json"], "use --force"),
     ("fit-missing-data", None, ["fit", "si-mlearn", "nothere.extxyz", "-o", "m.npz"], "nothere.extxyz"),
     # --- the CLI itself -----------------------------------------------------------------------
     ("unknown-command", None, ["nothing"], "No such command"),

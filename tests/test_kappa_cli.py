@@ -44,6 +44,8 @@ def test_dft_only_scattering_terms_act_as_physics_says(si_fd, tmp_path):
     assert np.allclose(kw, kb, rtol=1e-12)
     assert np.array(out["wig"]["kappa_C"])[0, 0, 0] > 0
     assert np.array(out["bare"]["kappa_C"])[0, 0, 0] == 0
+    proto = json.loads((tmp_path / "bare" / "Si-111-222-fd.json").read_text())["protocol"]
+    assert not {"relax", "fc3", "distance", "h", "fc2"} & set(proto)  # no model-only fields
 
 
 def test_model_vs_dft_cli_and_scores(si_fd, tmp_path):

@@ -29,8 +29,8 @@ WRITERS = {
     "hessian": (["hessian", "si-mlearn", "mdr/mp-149", "-o", "FORCE_CONSTANTS", "--force"], None),
     "phonons": (["phonons", "si-mlearn", "mdr/mp-149", "-o", "ph", "--plot"], None),
     "kappa": (["kappa", "--dft-only", "phono3py/Si-PBEsol", "--mesh", "5", "--no-isotope", "--no-wigner",
-               "-o", "k"], None),  # fmt: skip
-    "fit": (["fit", "small.npz", "mlearn/Si_test", "-o", "m.npz", "--report", "r.json"], None),
+               "-o", "k", "--overwrite"], None),  # fmt: skip
+    "fit": (["fit", "small.npz", "mlearn/Si_test", "-o", "m.npz", "--report", "r.json", "--force"], None),
     "tune": (["tune", "--config", "cfg.toml", "-o", "run", "--no-evaluate"], TUNE_CFG),
 }
 

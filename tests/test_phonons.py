@@ -309,7 +309,7 @@ def test_non_finite_stored_values_are_reported_not_ignored(tmp_path):
     assert check["max_abs_diff_heat_capacity"] < 1e-6
 
 
-@pytest.mark.parametrize("name", ["NaCl", "MgO"])
+@pytest.mark.parametrize("name", ["NaCl", "MgO", "ZnO"])
 def test_nac_equals_phonopy_with_born_charges(name):
     """--nac: the DFT path with the reference's BORN equals phonopy's own pipeline with NAC
     (phonopy.load with the same FORCE_SETS and BORN): thermal properties at 300 K, and the
@@ -346,6 +346,7 @@ def test_nac_equals_phonopy_with_born_charges(name):
         ph.run_qpoints(gamma, nac_q_direction=direction)
         freqs[label] = np.sort(ph.qpoints.frequencies[0])
     np.testing.assert_allclose(freqs["on"], freqs["oracle"], atol=1e-6)
-    lo, to = freqs["on"][-1], freqs["on"][-2]
-    assert lo - to > 1.0  # THz: LO above TO
-    assert abs(freqs["off"][-1] - freqs["off"][-3]) < 1e-6  # no NAC: triply degenerate optical
+    assert np.abs(freqs["on"] - freqs["off"]).max() > 0.5  # THz: an LO mode is pushed up
+    if name != "ZnO":  # rock salt: one triply degenerate optical mode without NAC, split with
+        assert freqs["on"][-1] - freqs["on"][-2] > 1.0
+        assert abs(freqs["off"][-1] - freqs["off"][-3]) < 1e-6
