@@ -328,15 +328,15 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     spec, params, meta = _load(model)
     if output is None and not Path(model).exists():
         raise InputError(f"{model} is a built-in model: give --output/-o for the fitted model")
-    out = check_output(output or model, "--output", force=force if output else None)
-    if report:
-        check_output(report, "--report", force=force)
     gradient = gradient or spec.readout != "linear"
     if gradient:
         cfg = _gradient_fit_config(epochs, lr, batch, lr_schedule, warmup, lr_floor, weight_decay, clip_norm,
                                    ema_decay, loss_weights, val_fraction, seed)  # fmt: skip
     if not 0.0 <= holdout < 1.0:
         raise InputError(f"--holdout: a fraction in [0, 1), got {holdout}")
+    out = check_output(output or model, "--output", force=force if output else None)
+    if report:
+        check_output(report, "--report", force=force)
     be = get_backend(backend)
     train = _read_labelled(data, spec, energy_key, forces_key, stress_key)
     test = _read_labelled(test_data, spec, energy_key, forces_key, stress_key) if test_data else []
