@@ -27,7 +27,7 @@ TUNE_CFG = 'epochs = 3\nsteps-per-epoch = 2\nk_upstream = 1\nupstream = ["mlearn
 
 WRITERS = {
     "hessian": (["hessian", "si-mlearn", "mdr/mp-149", "-o", "FORCE_CONSTANTS", "--force"], None),
-    "phonons": (["phonons", "si-mlearn", "mdr/mp-149", "-o", "ph", "--plot"], None),
+    "phonons": (["phonons", "si-mlearn", "mdr/mp-149", "-o", "ph"], None),  # json + summary files
     "kappa": (["kappa", "--dft-only", "phono3py/Si-PBEsol", "--mesh", "5", "--no-isotope", "--no-wigner",
                "-o", "k", "--overwrite"], None),  # fmt: skip
     "fit": (["fit", "small.npz", "mlearn/Si_test", "-o", "m.npz", "--report", "r.json", "--force"], None),
