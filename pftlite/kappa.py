@@ -333,16 +333,9 @@ def zero_gamma_acoustic(freqs, addresses) -> np.ndarray:
 
 
 def _degenerate_sets(f, tol=1e-4):
-    """Index sets of degenerate bands (ascending frequencies, phonopy's 1e-4 THz rule)."""
-    sets, cur = [], [0]
-    for b in range(1, len(f)):
-        if f[b] - f[b - 1] < tol:
-            cur.append(b)
-        else:
-            sets.append(cur)
-            cur = [b]
-    sets.append(cur)
-    return sets
+    """Index sets of degenerate bands of one q-point (the sets of :func:`degenerate_ids`)."""
+    ids = degenerate_ids(np.asarray(f, float)[None, :], tol)[0]
+    return [np.flatnonzero(ids == b).tolist() for b in np.unique(ids)]
 
 
 def _average_degenerate(values, f):
