@@ -186,9 +186,9 @@ def worker(cfg: dict) -> dict:
     rss_start = _rss_mib()
     import numpy as np
 
-    from pftlite.batch import make_batch
-    from pftlite.model import ModelSpec, init_params
-    from pftlite.registry import get_backend
+    from pftlite.potentials.manybody.model import ModelSpec, init_params
+    from pftlite.potentials.registry import manybody_backend as get_backend
+    from pftlite.structures.batch import make_batch
 
     be = get_backend(cfg["backend"])
     t_import = time.perf_counter() - t_proc0

@@ -37,12 +37,14 @@ def _best(fn, repeat):
 
 
 def model_table(backends, repeat):
-    from pftlite import fc3 as F
-    from pftlite.fc3_data import load_fc3_reference
-    from pftlite.model import load_model
-    from pftlite.registry import get_backend
+    from pftlite.datasets.phono3py_refs import load_fc3_reference
+    from pftlite.kappa import fc3 as F
+    from pftlite.potentials.base import Potential
+    from pftlite.potentials.files import load_potential
+    from pftlite.potentials.registry import manybody_backend as get_backend
 
-    spec, params, _ = load_model(ROOT / "pftlite/data/si-mlearn.npz")
+    _pot = load_potential(ROOT / "pftlite/data/si-mlearn.npz")
+    spec, params = _pot.spec, _pot.params
     ref3 = load_fc3_reference("phono3py/Si-PBEsol")
     ph3 = F.make_fc3_phonopy(ref3)
     rows = []
@@ -60,7 +62,7 @@ def model_table(backends, repeat):
         be = get_backend(name)
 
         def run(be=be, method=method):
-            return F.model_fc3(spec, params, be, ph3, method=method)
+            return F.model_fc3(Potential(spec, params), be.NAME, ph3, method=method)
 
         (fc3, info), first, best = _best(run, repeat)
         results[(method, name)] = fc3
@@ -83,8 +85,8 @@ def model_table(backends, repeat):
 def dft_table(repeat):
     import phono3py
 
-    from pftlite import fc3 as F
-    from pftlite.fc3_data import load_fc3_reference
+    from pftlite.datasets.phono3py_refs import load_fc3_reference
+    from pftlite.kappa import fc3 as F
 
     ref3 = load_fc3_reference("phono3py/Si-PBEsol")
     ph3 = F.make_fc3_phonopy(ref3)

@@ -1,4 +1,4 @@
-"""Wall time of ``pftlite.kappa.conductivity`` vs phono3py 4.10 (default Rust backend) on the
+"""Wall time of ``pftlite.kappa.conductivity.conductivity`` vs phono3py 4.10 (default Rust backend) on the
 same fc2/fc3, mesh and number of threads; κ from both.
 
 fc2/fc3 come from ``phono3py.load()`` of the staged examples (Si-PBEsol, NaCl-222 without
@@ -35,7 +35,7 @@ def _args():
 def _load(material):
     import phono3py
 
-    from pftlite import datasets
+    from pftlite.datasets import registry as datasets
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -59,7 +59,7 @@ def main():
     import numpy as np
     from ase import Atoms
 
-    from pftlite.kappa import KappaSettings, conductivity
+    from pftlite.kappa.conductivity import KappaSettings, conductivity
 
     rows = []
     for case in a.cases:

@@ -45,12 +45,13 @@ def timed(fn, repeat):
 
 
 def model_for(ref, backend_name):
-    from pftlite.model import ModelSpec, init_params, load_model
+    from pftlite.potentials.files import load_potential
+    from pftlite.potentials.manybody.model import ModelSpec, init_params
 
     species = tuple(sorted({int(z) for z in ref.unitcell.numbers}))
     if species == (14,):
-        spec, params, _ = load_model(ROOT / "pftlite/data/si-mlearn.npz")
-        return spec, params, "si-mlearn", True
+        _pot = load_potential(ROOT / "pftlite/data/si-mlearn.npz")
+        return _pot.spec, _pot.params, "si-mlearn", True
     spec = ModelSpec(species=species, r_cut=5.0, n_radial=12, l_max=4, n_radial_4b=4, l_max_4b=3)
     params = init_params(spec, seed=0)
     params["w"] = np.random.default_rng(0).normal(0.0, 0.01, size=params["w"].shape)
@@ -58,15 +59,16 @@ def model_for(ref, backend_name):
 
 
 def bench_one(name, backend, repeat):
-    from pftlite.force_constants import (
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.phonons.force_constants import (
         make_phonopy,
         model_force_constants,
         reference_force_constants,
     )
-    from pftlite.phonon_data import load_reference
-    from pftlite.relax import RelaxSettings, relax
+    from pftlite.phonons.relax import RelaxSettings, relax
+    from pftlite.phonons.thermo import ThermoSettings, harmonic_properties
+    from pftlite.potentials.base import Potential
     from pftlite.testing import phonopy_pipeline
-    from pftlite.thermo import ThermoSettings, harmonic_properties
 
     row = {"reference": name}
     ref, row["load_s"] = timed(lambda: load_reference(name), 1)
@@ -84,14 +86,14 @@ def bench_one(name, backend, repeat):
 
     atoms = ref.unitcell
     if physical:
-        (atoms, info), row["relax_s"] = timed(lambda: relax(spec, params, backend, ref.unitcell, RelaxSettings()), 1)
+        (atoms, info), row["relax_s"] = timed(lambda: relax(Potential(spec, params), backend, ref.unitcell, RelaxSettings()), 1)
         row["relax_steps"] = info["steps"]
     else:
         row["relax_s"] = None
 
     def fc(method):
         ph = make_phonopy(atoms, ref.supercell_matrix, ref.primitive_matrix)
-        f, info = model_force_constants(spec, params, backend, ph, method, 0.01)
+        f, info = model_force_constants(Potential(spec, params), backend, ph, method, 0.01)
         return ph, f, info
 
     fc("analytic")  # compile / cache load outside the timing
@@ -100,7 +102,7 @@ def bench_one(name, backend, repeat):
     row["n_displacements"] = info_a["n_displacements"]
     pa, row["thermo_s"] = timed(lambda: harmonic_properties(ph_a, settings), repeat)
     pdisp = harmonic_properties(ph_d, settings)
-    _, row["phonopy_pipeline_s"] = timed(lambda: phonopy_pipeline(spec, params, atoms, ref.supercell_matrix, ref.primitive_matrix, exclude_gamma_acoustic=False), repeat)
+    _, row["phonopy_pipeline_s"] = timed(lambda: phonopy_pipeline(Potential(spec, params), atoms, ref.supercell_matrix, ref.primitive_matrix, exclude_gamma_acoustic=False), repeat)
     row["max_abs_dfc"] = float(np.abs(fc_a - fc_d).max())
     row["max_abs_fc"] = float(np.abs(fc_a).max())
     if physical:

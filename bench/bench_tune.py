@@ -31,14 +31,15 @@ def worker(backend: str, sizes: list[int], repeat: int, full_columns: int, model
     import numpy as np
     from ase.build import bulk
 
-    from pftlite.batch import make_batch
-    from pftlite.cli import resolve_model
-    from pftlite.loss import LossSpec, Targets
-    from pftlite.model import load_model
-    from pftlite.registry import get_backend
+    from pftlite.cli.common import resolve_model
+    from pftlite.potentials.files import load_potential
+    from pftlite.potentials.loss import LossSpec, Targets
+    from pftlite.potentials.registry import manybody_backend as get_backend
+    from pftlite.structures.batch import make_batch
 
     be = get_backend(backend)
-    spec, params, _ = load_model(resolve_model(model))
+    _pot = load_potential(resolve_model(model))
+    spec, params = _pot.spec, _pot.params
     reps = {64: 2, 216: 3, 512: 4}
     rows = []
     for n in sizes:

@@ -33,7 +33,7 @@ SPEC = ["-s", "Na,Cl", "--r-cut", "5.5", "--n-radial", "6", "--l-max", "3", "--n
 def pftlite(*args) -> float:
     """Run one pftlite command (output passed through); returns its wall time in s."""
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "pftlite.cli", *map(str, args)]
+    cmd = [sys.executable, "-m", "pftlite", *map(str, args)]
     print("$ pftlite " + " ".join(map(str, args)), flush=True)
     subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0

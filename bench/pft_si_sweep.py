@@ -2,7 +2,7 @@
 ``--model`` for another, e.g. an MLP readout) tuned on mdr/mp-149,
 co-trained on mlearn/Si_training, tested on mlearn/Si_test; one markdown row per run.
 
-Each run: ``pftlite.tune.tune`` in-process (data read once), then the MDR protocol on the kept
+Each run: ``pftlite.training.tune.tune`` in-process (data read once), then the MDR protocol on the kept
 EMA (model relaxed, analytic fc, Γ acoustic excluded, 300 K) and the mlearn Si *test* E/F MAE.
 Columns: Δω_max K, ΔS J/K/mol, ΔF kJ/mol, ΔC_V J/K/mol (model − DFT), fc RMSE eV/Å²,
 commensurate-frequency MAE THz, test E meV/atom, test F eV/Å and its change vs the base model,
@@ -75,7 +75,7 @@ def parse_set(text: str) -> tuple[str, dict]:
 
 
 def make_config(overrides: dict):
-    from pftlite.tune import TuneConfig
+    from pftlite.training.tune import TuneConfig
 
     base = TuneConfig()
     o = dict(overrides)
@@ -139,7 +139,7 @@ def main(argv=None) -> None:
                     help="Also measure the EMA every N epochs (run resumed epoch by epoch from its checkpoint, "
                          "which is bitwise the uninterrupted run); one extra row per measurement.")  # fmt: skip
     ap.add_argument("--shells", action="store_true",
-                    help="After each row, the fc error by neighbour shell (pftlite.fc_shells) of that model.")  # fmt: skip
+                    help="After each row, the fc error by neighbour shell (pftlite.phonons.shells) of that model.")  # fmt: skip
     ap.add_argument("--seeds", nargs="*", type=int, metavar="SEED",
                     help="Repeat every run with each of these seeds (overrides its seed) and add a "
                          "summary row: mean ± std [worst |Δ|], wins over nequix.")  # fmt: skip
@@ -149,18 +149,20 @@ def main(argv=None) -> None:
     if args.seeds:
         runs = {f"{name} seed {sd}": {**over, "seed": sd, "_group": name} for name, over in runs.items() for sd in args.seeds}
 
-    from pftlite.cli import resolve_model
-    from pftlite.datasets import fetch
-    from pftlite.fc_shells import format_shell_table
-    from pftlite.fit import errors
-    from pftlite.io import read_mlearn
-    from pftlite.model import load_model
-    from pftlite.phonon_data import load_reference
-    from pftlite.phonons import PhononProtocol, evaluate, reference_properties
-    from pftlite.registry import get_backend
-    from pftlite.tune import phonon_items, tune
+    from pftlite.cli.common import resolve_model
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.datasets.registry import fetch
+    from pftlite.phonons.mdr import PhononProtocol, evaluate, reference_properties
+    from pftlite.phonons.shells import format_shell_table
+    from pftlite.potentials.base import Potential
+    from pftlite.potentials.files import load_potential
+    from pftlite.potentials.registry import manybody_backend as get_backend
+    from pftlite.structures.io import read_mlearn
+    from pftlite.training.metrics import errors
+    from pftlite.training.tune import phonon_items, tune
 
-    spec, params, _ = load_model(resolve_model(args.model))
+    _pot = load_potential(resolve_model(args.model))
+    spec, params = _pot.spec, _pot.params
     be = get_backend(args.backend)
     ref = load_reference("mdr/mp-149")
     items = phonon_items([ref])
@@ -170,8 +172,8 @@ def main(argv=None) -> None:
     dft = reference_properties(ref, protocol)
 
     def measure(prm) -> dict:
-        r = evaluate(spec, prm, args.backend, ref, protocol, dft=dft)
-        return {"errors": r["errors"], "test": errors(spec, prm, test, be),
+        r = evaluate(Potential(spec, prm), args.backend, ref, protocol, dft=dft)
+        return {"errors": r["errors"], "test": errors(Potential(spec, prm), test, be.NAME),
                 "volume_change": r["model"]["relax"]["volume_change"]}  # fmt: skip
 
     base = measure(params)
@@ -193,14 +195,14 @@ def main(argv=None) -> None:
         if args.trace:
             with tempfile.TemporaryDirectory() as tmp:
                 for ep in range(1, cfg.epochs + 1):
-                    state = tune(spec, params, be, items, up, cfg, run_dir=tmp, stop_after_epoch=ep)
+                    state = tune(Potential(spec, params), be.NAME, items, up, cfg, run_dir=tmp, stop_after_epoch=ep)
                     if ep % args.trace == 0:
                         v = state["val_log"][-1]
                         tr = measure({**params, **state["ema"]})
                         tr["best_epoch"] = f"val H {v['phonon_loss']:.4f} F {v['val_forces_mae']:.4f}"
                         print(fmt_row(f"{name} EMA@{ep}", tr, f_base), flush=True)
         else:
-            state = tune(spec, params, be, items, up, cfg)
+            state = tune(Potential(spec, params), be.NAME, items, up, cfg)
         dt = time.perf_counter() - t0
         r = measure(state["best"])
         r.update(config=over, best_epoch=state["best_epoch"], seconds=dt, val_log=[

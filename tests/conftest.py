@@ -9,9 +9,21 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from pftlite.errors import BackendUnavailable
-from pftlite.model import ModelSpec, init_params
-from pftlite.registry import get_backend
+from pftlite.core.errors import BackendUnavailable
+from pftlite.potentials.base import Potential
+from pftlite.potentials.files import load_potential, save_potential
+from pftlite.potentials.manybody.model import ModelSpec, init_params
+from pftlite.potentials.registry import manybody_backend as get_backend
+
+
+def load_model(path):
+    """(spec, params, metadata) of a model file (through the public loader)."""
+    pot = load_potential(path)
+    return pot.spec, pot.params, pot.metadata
+
+
+def save_model(path, spec, params, metadata=None):
+    return save_potential(path, Potential(spec, params, metadata or {}))
 
 ALL_BACKENDS = ("numba", "jax")
 
@@ -44,9 +56,9 @@ def numba_backend():
 
 
 def data_path(name: str):
-    """Local path of a registered reference dataset (``pftlite.datasets``), or skip the test
+    """Local path of a registered reference dataset (``pftlite.datasets.registry``), or skip the test
     with the reason (no data root, or the file is not there)."""
-    from pftlite import datasets
+    from pftlite.datasets import registry as datasets
 
     if datasets.data_root() is None:
         pytest.skip("no data root ($PFTLITE_DATA or ../shared/data)")

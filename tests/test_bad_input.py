@@ -18,13 +18,14 @@ from ase.build import bulk
 from click.testing import CliRunner
 
 from pftlite.cli import main
+from pftlite.potentials.base import Potential
 
 SI_TEST = "mlearn/Si_test"
 
 
 def _model_with_spec(path: Path, **changes):
     """si-mlearn with its header's spec edited (``spec=None`` replaces the whole spec)."""
-    from pftlite.model import builtin_models
+    from pftlite.potentials.files import builtin_models
 
     z = dict(np.load(builtin_models()["si-mlearn"]))
     header = json.loads(z["header"].tobytes().decode())
@@ -169,7 +170,7 @@ def test_enough_rows():
 
 @pytest.mark.parametrize("case", ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, monkeypatch):
-    from pftlite import datasets
+    from pftlite.datasets import registry as datasets
 
     name, setup, argv, needle = case
     if any(a.startswith(("mdr/", "phono3py/", "phonopy/", "mlearn/")) for a in argv) and datasets.data_root() is None:
@@ -192,8 +193,8 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, monkeypatc
 def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
     """Ctrl-C in `tune`: exit 130 and a line telling the epoch the checkpoint holds and how to
     resume (the resume itself is tested bitwise in test_tune)."""
-    import pftlite.tune as tune_mod
-    from pftlite import datasets
+    import pftlite.training.tune as tune_mod
+    from pftlite.datasets import registry as datasets
 
     if datasets.data_root() is None:
         pytest.skip("reference data not available")
@@ -211,10 +212,11 @@ def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
 def test_an_all_zero_model_is_flagged_not_scored(tmp_path):
     """`pftlite init` with a linear readout gives all-zero weights: ω = 0 everywhere, which
     must be reported as a failure, not scored as a stable result."""
-    from pftlite import datasets
-    from pftlite.model import load_model
-    from pftlite.phonon_data import load_reference
-    from pftlite.phonons import PhononProtocol, model_properties
+    from conftest import load_model
+
+    from pftlite.datasets import registry as datasets
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.phonons.mdr import PhononProtocol, model_properties
 
     if datasets.data_root() is None:
         pytest.skip("reference data not available")
@@ -222,5 +224,5 @@ def test_an_all_zero_model_is_flagged_not_scored(tmp_path):
                                     "--n-radial", "3", "--l-max", "2", "--n-radial-4b", "2", "--l-max-4b", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     spec, params, _ = load_model(tmp_path / "zero.npz")
-    props, fc, _ = model_properties(spec, params, "numba", load_reference("mdr/mp-149"), PhononProtocol(relax=None))
+    props, fc, _ = model_properties(Potential(spec, params), "numba", load_reference("mdr/mp-149"), PhononProtocol(relax=None))
     assert props["status"] == "failed" and "all zero" in props["reason"] and fc is None

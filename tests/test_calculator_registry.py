@@ -5,9 +5,10 @@ import pytest
 from ase.build import bulk
 from conftest import random_params, small_spec
 
-from pftlite.calculator import PftliteCalculator
-from pftlite.errors import BackendUnavailable
-from pftlite.registry import INTERFACE, available_backends, get_backend
+from pftlite.core.errors import BackendUnavailable
+from pftlite.potentials.base import Potential
+from pftlite.potentials.calculator import PftliteCalculator
+from pftlite.potentials.registry import INTERFACE, available_backends, get_backend
 
 
 def test_registry():
@@ -25,7 +26,7 @@ def test_calculator(backend):
     params = random_params(spec, seed=9)
     a = bulk("Si", "diamond", 5.43) * (1, 1, 2)
     a.rattle(0.05, seed=4)
-    a.calc = PftliteCalculator(spec, params, backend=backend.NAME)
+    a.calc = PftliteCalculator(Potential(spec, params), backend=backend.NAME)
     f = a.get_forces()
     # ASE's own finite differences as an independent check
     from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress

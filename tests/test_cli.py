@@ -8,14 +8,13 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read, write
 from click.testing import CliRunner
-from conftest import random_params
+from conftest import get_backend, load_model, random_params, save_model
 
-from pftlite.batch import make_batch
 from pftlite.cli import main
-from pftlite.datasets import fetch
-from pftlite.errors import DataUnavailable, InputError
-from pftlite.model import FORMAT_VERSION, load_model, save_model
-from pftlite.registry import get_backend
+from pftlite.core.errors import DataUnavailable, InputError
+from pftlite.datasets.registry import fetch
+from pftlite.potentials.files import FORMAT_VERSION
+from pftlite.structures.batch import make_batch
 
 
 def run(*args):
@@ -113,7 +112,7 @@ def test_hessian_hint_runs_with_the_installed_phonopy(tmp_path):
 
 
 def test_dim_forms(tmp_path):
-    from pftlite.cli import _dim
+    from pftlite.cli.hessian import _dim
 
     assert _dim(()) is None
     assert _dim(("2 2 2",)).tolist() == np.diag([2, 2, 2]).tolist()
@@ -161,7 +160,7 @@ def test_bad_model_files(model_file, tmp_path):
     cases = {corrupt: "not a pftlite model", tmp_path / "missing.npz": "not found"}
     # wrong version
     spec, params, meta = load_model(model_file)
-    import pftlite.model as m
+    import pftlite.potentials.files as m
 
     old = m.FORMAT_VERSION
     try:

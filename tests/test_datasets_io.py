@@ -1,4 +1,4 @@
-"""Tests for pftlite.datasets and pftlite.io.
+"""Tests for pftlite.datasets.registry and pftlite.structures.io.
 
 Real reference files are taken from the staged data root ($PFTLITE_DATA or ../shared/data)
 through ``datasets.fetch``; downloads are disabled here, so a missing file skips the test.
@@ -17,16 +17,16 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 
-from pftlite import datasets
-from pftlite.errors import DataUnavailable, InputError
-from pftlite.io import (
+from pftlite.core.errors import DataUnavailable, InputError
+from pftlite.core.units import GPA_PER_EV_A3
+from pftlite.datasets import registry as datasets
+from pftlite.structures.io import (
     check_structure,
     read_extxyz_labels,
     read_mlearn,
     read_phonopy_yaml_cell,
     read_structures,
 )
-from pftlite.units import GPA_PER_EV_A3
 
 
 def data(name: str):
@@ -86,7 +86,7 @@ def _readme_datasets() -> set[str]:
     """Dataset names the README's commands and the CLI defaults use."""
     from pathlib import Path
 
-    from pftlite import cli
+    from pftlite.cli import tune as cli
 
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     names = {m for m in re.findall(r"\b(?:mdr|mlearn|phonopy|phono3py|kappa|nequix)/[\w.+-]+", text)}

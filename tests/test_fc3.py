@@ -1,4 +1,4 @@
-"""Tests for pftlite.fc3_data (phono3py DFT readers) and pftlite.fc3 (fc3 solver, model fc3).
+"""Tests for pftlite.datasets.phono3py_refs (phono3py DFT readers) and pftlite.kappa.fc3 (fc3 solver, model fc3).
 
 phono3py is the independent oracle (test-only dependency). Real files come from the staged data
 root; a missing file skips the test. Damaged inputs are edited copies written to ``tmp_path``.
@@ -15,17 +15,18 @@ import pytest
 from ase.build import bulk
 from conftest import random_params, small_spec
 
-from pftlite import datasets
-from pftlite import fc3 as F
-from pftlite.errors import InputError
-from pftlite.fc3_data import (
+from pftlite.core.errors import InputError
+from pftlite.datasets import registry as datasets
+from pftlite.datasets.phono3py_refs import (
     Phono3pyReference,
     displaced_supercells,
     load_fc3_reference,
     perfect_supercell,
     phonon_reference,
 )
-from pftlite.force_constants import make_phonopy
+from pftlite.kappa import fc3 as F
+from pftlite.phonons.force_constants import make_phonopy
+from pftlite.potentials.base import Potential
 
 phono3py = pytest.importorskip("phono3py")
 
@@ -253,7 +254,7 @@ def _si_cell(n=1, rattle=True):
 
 
 def test_hvp_derivative_backends_and_forces(numba_backend, jax_backend):
-    from pftlite.batch import make_batch
+    from pftlite.structures.batch import make_batch
 
     spec = small_spec()
     p = random_params(spec)
@@ -299,27 +300,27 @@ def si16():
 
 def test_model_fc3_methods_agree(si16, numba_backend, jax_backend):
     spec, p, ph3 = si16
-    exact, info = F.model_fc3(spec, p, jax_backend, ph3, method="exact")
+    exact, info = F.model_fc3(Potential(spec, p), "jax", ph3, method="exact")
     assert (
         info["n_evaluations"] == 48 and info["method"] == "exact" and "exact" in info["derivative"]
     )
     scale = np.abs(exact).max()
     assert scale > 1e-4
     for be in (numba_backend, jax_backend):
-        fd, info = F.model_fc3(spec, p, be, ph3, method="hvp-fd", h=1e-3)
+        fd, info = F.model_fc3(Potential(spec, p), be.NAME, ph3, method="hvp-fd", h=1e-3)
         assert info["h"] == 1e-3 and "finite difference" in info["derivative"]
         assert np.abs(fd - exact).max() < 1e-5 * scale
-    assert F.model_fc3(spec, p, numba_backend, ph3)[1]["method"] == "hvp-fd"  # numba default
+    assert F.model_fc3(Potential(spec, p), "numba", ph3)[1]["method"] == "hvp-fd"  # numba default
     errs = []
     for d in (0.03, 0.015):
-        disp, info = F.model_fc3(spec, p, numba_backend, ph3, method="displacement", distance=d)
+        disp, info = F.model_fc3(Potential(spec, p), "numba", ph3, method="displacement", distance=d)
         errs.append(np.abs(disp - exact).max() / scale)
     assert info["n_evaluations"] == F.count_supercells(F.third_order_displacements(ph3))
     assert errs[0] < 2e-2 and 3.0 < errs[0] / errs[1] < 5.0  # O(distance^2)
     inv = F.fc3_invariance(exact, ph3)
     assert inv["translation"] < 1e-9 * scale and inv["permutation"] < 1e-9 * scale
     with pytest.raises(ValueError, match="jax"):
-        F.model_fc3(spec, p, numba_backend, ph3, method="exact")
+        F.model_fc3(Potential(spec, p), "numba", ph3, method="exact")
 
 
 @pytest.mark.parametrize(
@@ -328,13 +329,13 @@ def test_model_fc3_methods_agree(si16, numba_backend, jax_backend):
 def test_model_fc3_symmetry_distribution_is_exact(jax_backend, formula, structure, a0):
     """fc3 from irreducible atoms + site/space-group symmetry equals the brute-force third
     derivatives of other supercell atoms (unsymmetrized)."""
-    from pftlite.batch import make_batch
-    from pftlite.force_constants import supercell_atoms
+    from pftlite.phonons.force_constants import supercell_atoms
+    from pftlite.structures.batch import make_batch
 
     spec = small_spec(species=(14,) if formula == "Si" else (6, 14))
     p = random_params(spec, seed=3)
     ph3 = make_phonopy(bulk(formula, structure, a0), np.diag([2, 2, 1]), np.eye(3))
-    fc3, _ = F.model_fc3(spec, p, jax_backend, ph3, method="exact", symmetrize=False)
+    fc3, _ = F.model_fc3(Potential(spec, p), "jax", ph3, method="exact", symmetrize=False)
     full = F.compact_to_full(fc3, ph3)
     atoms = supercell_atoms(ph3)
     N = len(atoms)

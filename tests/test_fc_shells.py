@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import data_path
 
-from pftlite.fc_shells import format_shell_table, shell_table, shells
+from pftlite.phonons.shells import format_shell_table, shell_table, shells
 
 ROOT = Path(__file__).parents[1]
 
@@ -16,11 +16,11 @@ ROOT = Path(__file__).parents[1]
 @pytest.fixture(scope="module")
 def si_fc():
     """DFT supercell (Si mp-149, 64 atoms), its fc, and si-mlearn's exact Hessian there."""
-    from pftlite.batch import make_batch
-    from pftlite.model import load_model
-    from pftlite.phonon_data import load_reference
-    from pftlite.registry import get_backend
-    from pftlite.tune import phonon_items
+    from conftest import get_backend, load_model
+
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.structures.batch import make_batch
+    from pftlite.training.tune import phonon_items
 
     item = phonon_items([load_reference(data_path("mdr/mp-149"))])[0]
     spec, params, _ = load_model(ROOT / "pftlite/data/si-mlearn.npz")
@@ -62,8 +62,8 @@ def test_gamma_optical_frequency_from_the_other_sublattice_shells(si_fc):
     (2.37, 4.53, 5.96, 7.10 Å); checked against phonopy's Γ frequencies from the same fc."""
     from ase import units
 
-    from pftlite.force_constants import make_phonopy
-    from pftlite.phonon_data import load_reference
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.phonons.force_constants import make_phonopy
 
     atoms, fc_dft, _ = si_fc
     rows = shell_table(atoms, fc_dft)

@@ -5,12 +5,15 @@ import pytest
 from ase.stress import full_3x3_to_voigt_6_stress
 from conftest import crystals, random_params, small_spec
 
-from pftlite.backends import numba_backend as nbk
-from pftlite.batch import make_batch
-from pftlite.datasets import fetch
-from pftlite.errors import DataUnavailable
-from pftlite.fit import FitWeights, design_rows, errors, fit_linear
-from pftlite.io import read_mlearn
+from pftlite.core.errors import DataUnavailable
+from pftlite.datasets.registry import fetch
+from pftlite.potentials.base import Potential
+from pftlite.potentials.loss import FitWeights
+from pftlite.potentials.manybody import numba_backend as nbk
+from pftlite.potentials.manybody.linear_fit import design_rows, fit_linear
+from pftlite.structures.batch import make_batch
+from pftlite.structures.io import read_mlearn
+from pftlite.training.metrics import errors
 
 
 def test_design_rows_reproduce_predictions():
@@ -39,11 +42,11 @@ def test_fit_mlearn_si(si_test_set):
     spec = small_spec(species=(14,), r_cut=5.0)
     train, test = si_test_set[:20], si_test_set[20:]
     params = fit_linear(spec, train, FitWeights())
-    err_train = errors(spec, params, train)
-    err_test = errors(spec, params, test)
+    err_train = errors(Potential(spec, params), train)
+    err_test = errors(Potential(spec, params), test)
     # an unfitted model (all weights zero, e0 = mean energy) for scale
     base = dict(params, w=np.zeros_like(params["w"]))
-    err_base = errors(spec, base, test)
+    err_base = errors(Potential(spec, base), test)
     assert err_train["energy"]["mae"] < 0.01  # eV/atom
     assert err_train["forces"]["mae"] < 0.15  # eV/Å
     assert err_test["forces"]["mae"] < 0.5 * err_base["forces"]["mae"]
@@ -58,7 +61,7 @@ def _teacher_data(n=8, seed=0):
     whose features are normalised on these cells (tanh in its curved range: not linear)."""
     from ase.build import bulk
 
-    from pftlite.fit import feature_normalisation
+    from pftlite.potentials.manybody.linear_fit import feature_normalisation
 
     spec = small_spec(species=(14,), readout="mlp")
     teacher = random_params(spec, seed=5)
@@ -82,7 +85,8 @@ def _teacher_data(n=8, seed=0):
 def _gradient_problem(**kw):
     import dataclasses
 
-    from pftlite.fit import gradient_config, mlp_start
+    from pftlite.potentials.manybody.linear_fit import mlp_start
+    from pftlite.training.fit import gradient_config
 
     spec, data = _teacher_data()
     ls = fit_linear(dataclasses.replace(spec, readout="linear"), data, FitWeights())
@@ -98,29 +102,29 @@ def test_mlp_start_is_the_least_squares_model():
         lin.pop(k)
     import dataclasses
 
-    e_lin = errors(dataclasses.replace(spec, readout="linear"), lin, data)
-    e_mlp = errors(spec, start, data)
+    e_lin = errors(Potential(dataclasses.replace(spec, readout="linear"), lin), data)
+    e_mlp = errors(Potential(spec, start), data)
     assert e_mlp["forces"]["mae"] == pytest.approx(e_lin["forces"]["mae"], rel=1e-12)
     assert np.all(start["w2"] == 0) and np.any(start["W1"] != 0)
 
 
 def test_gradient_fit_lowers_the_training_loss(numba_backend):
-    from pftlite.fit import fit_gradient
+    from pftlite.training.fit import fit_gradient
 
     spec, data, start, cfg = _gradient_problem(epochs=30, val_fraction=0.0)
-    st = fit_gradient(spec, start, numba_backend, data, cfg)
-    before = errors(spec, start, data, loss=cfg.upstream_loss)
-    after = errors(spec, st["best"], data, loss=cfg.upstream_loss)
+    st = fit_gradient(Potential(spec, start), "numba", data, cfg)
+    before = errors(Potential(spec, start), data, loss=cfg.upstream_loss)
+    after = errors(Potential(spec, st["best"]), data, loss=cfg.upstream_loss)
     assert after["loss"] < 0.6 * before["loss"]
     assert st["best_epoch"] == 30 and len(st["log"]) == 30 * 4  # no validation split: the last EMA
     assert all(r["kind"] == "upstream" for r in st["log"])
 
 
 def test_gradient_fit_keeps_the_best_validation_ema(numba_backend):
-    from pftlite.fit import fit_gradient
+    from pftlite.training.fit import fit_gradient
 
     spec, data, start, cfg = _gradient_problem(epochs=4)
-    st = fit_gradient(spec, start, numba_backend, data, cfg)
+    st = fit_gradient(Potential(spec, start), "numba", data, cfg)
     vals = [r["val_loss"] for r in st["val_log"]]  # epoch 0: the start
     assert len(vals) == 5 and st["best_loss"] == min(vals) and vals[max(st["best_epoch"], 0)] == min(vals)
     if st["best_epoch"] == -1:  # the start is kept when no epoch beats it
@@ -129,14 +133,14 @@ def test_gradient_fit_keeps_the_best_validation_ema(numba_backend):
 
 
 def test_gradient_fit_resume_is_bitwise(numba_backend, tmp_path):
-    from pftlite.fit import fit_gradient
-    from pftlite.tune import load_checkpoint
+    from pftlite.training.fit import fit_gradient
+    from pftlite.training.tune import load_checkpoint
 
     spec, data, start, cfg = _gradient_problem()
-    full = fit_gradient(spec, start, numba_backend, data, cfg, run_dir=tmp_path / "a")
-    fit_gradient(spec, start, numba_backend, data, cfg, run_dir=tmp_path / "b", stop_after_epoch=1)
+    full = fit_gradient(Potential(spec, start), "numba", data, cfg, run_dir=tmp_path / "a")
+    fit_gradient(Potential(spec, start), "numba", data, cfg, run_dir=tmp_path / "b", stop_after_epoch=1)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.npz")["epoch"] == 1
-    resumed = fit_gradient(spec, start, numba_backend, data, cfg, run_dir=tmp_path / "b")
+    resumed = fit_gradient(Potential(spec, start), "numba", data, cfg, run_dir=tmp_path / "b")
     assert [r["loss"] for r in resumed["log"]] == [r["loss"] for r in full["log"]]
     for k in ("e0", "w", "W1", "b1", "w2"):
         assert np.array_equal(resumed["best"][k], full["best"][k])
@@ -145,11 +149,11 @@ def test_gradient_fit_resume_is_bitwise(numba_backend, tmp_path):
 
 def test_gradient_fit_numba_and_jax_follow_the_same_loss_curve(numba_backend, jax_backend):
     """(The MLP loss gradient itself is checked against finite differences in test_loss.py.)"""
-    from pftlite.fit import fit_gradient
+    from pftlite.training.fit import fit_gradient
 
     spec, data, start, cfg = _gradient_problem(epochs=2)
-    a = fit_gradient(spec, start, numba_backend, data, cfg)
-    b = fit_gradient(spec, start, jax_backend, data, cfg)
+    a = fit_gradient(Potential(spec, start), "numba", data, cfg)
+    b = fit_gradient(Potential(spec, start), "jax", data, cfg)
     la, lb = np.array([r["loss"] for r in a["log"]]), np.array([r["loss"] for r in b["log"]])
     assert np.allclose(la, lb, rtol=1e-8, atol=0)
     assert np.allclose([r["val_loss"] for r in a["val_log"]], [r["val_loss"] for r in b["val_log"]], rtol=1e-8, atol=0)
@@ -160,9 +164,9 @@ def test_gradient_fit_numba_and_jax_follow_the_same_loss_curve(numba_backend, ja
 def test_cli_fit_mlp_by_gradient(tmp_path):
     from ase.io import write
     from click.testing import CliRunner
+    from conftest import load_model
 
     from pftlite.cli import main
-    from pftlite.model import load_model
 
     _, data = _teacher_data()
     path = tmp_path / "train.extxyz"

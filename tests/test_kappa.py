@@ -1,4 +1,4 @@
-"""pftlite.kappa against phono3py 4.10 (the oracle, test-only) from the same fc2 and fc3.
+"""pftlite.kappa.conductivity against phono3py 4.10 (the oracle, test-only) from the same fc2 and fc3.
 
 The DFT fc2/fc3 come from phono3py.load() on the staged example data (skip when missing).
 phono3py's *default* RTA Γ depends on rounding noise: the tetrahedron weights of degenerate
@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 from conftest import data_path as _data
 
-from pftlite.errors import InputError
+from pftlite.core.errors import InputError
 
 phono3py = pytest.importorskip("phono3py")
 
-from pftlite import _kappa_kernels as kk
-from pftlite import kappa as K
-from pftlite.bz import make_bz_mesh, triplets_at_q
-from pftlite.force_constants import make_phonopy
+from pftlite.kappa import conductivity as K
+from pftlite.kappa import kernels as kk
+from pftlite.kappa.bz import make_bz_mesh, triplets_at_q
+from pftlite.phonons.force_constants import make_phonopy
 
 SI = "phono3py/Si-PBEsol/"
 NACL = "phono3py/NaCl-222/phono3py_params_NaCl222.yaml.xz"
@@ -386,8 +386,8 @@ def test_hexagonal_kappa_equals_phono3py_from_the_same_fc(record):
     import phono3py
     from phonopy.harmonic.force_constants import full_fc_to_compact_fc
 
-    from pftlite.fc3 import reference_fc3
-    from pftlite.fc3_data import load_fc3_reference
+    from pftlite.datasets.phono3py_refs import load_fc3_reference
+    from pftlite.kappa.fc3 import reference_fc3
 
     folder = _data("phono3py/AlN-LDA-dimfc2/phono3py_disp_dimfc2.yaml").parent
     _data("phono3py/AlN-LDA-dimfc2/FORCES_FC3.xz")

@@ -18,7 +18,7 @@ SI_FD = "phono3py/Si-111-222-fd"
 @pytest.fixture(scope="module")
 def si_fd():
     data_path(f"{SI_FD}/phono3py_params_Si-111-222-fd.yaml.xz")
-    from pftlite.fc3_data import load_fc3_reference
+    from pftlite.datasets.phono3py_refs import load_fc3_reference
 
     return load_fc3_reference(SI_FD)
 
@@ -67,15 +67,15 @@ def test_model_vs_dft_cli_and_scores(si_fd, tmp_path):
 
 def test_model_failures_are_results_scored_two(si_fd):
     """A relaxation that does not converge is a failed record, and the benchmark scores it 2."""
-    from pftlite import ksrme
-    from pftlite.cli import _load
-    from pftlite.kappa_eval import KappaProtocol, model_kappa
-    from pftlite.relax import RelaxSettings
+    from pftlite.cli.common import load_model_arg as _load
+    from pftlite.kappa import ksrme
+    from pftlite.kappa.evaluate import KappaProtocol, model_kappa
+    from pftlite.phonons.relax import RelaxSettings
 
-    spec, params, _ = _load("si-mlearn")
+    pot = _load("si-mlearn")
     cell = si_fd.unitcell.copy()
     cell.set_cell(cell.cell[:] * 1.04, scale_atoms=True)
-    rec, res = model_kappa(spec, params, "numba", cell, si_fd.primitive_matrix, si_fd.phonon_supercell_matrix,
+    rec, res = model_kappa(pot, "numba", cell, si_fd.primitive_matrix, si_fd.phonon_supercell_matrix,
                            si_fd.supercell_matrix, KappaProtocol(relax=RelaxSettings(max_steps=2)))  # fmt: skip
     assert rec["status"] == "failed" and "relaxation" in rec["reason"] and res is None
     material = ksrme.load_ksrme_reference()[0]
@@ -104,8 +104,8 @@ def test_bad_input_one_line(si_fd, args, message):
 def test_python_api_and_cli_share_the_kappa_defaults():
     """KappaProtocol() (the Python API of a kappa evaluation) uses the CLI's defaults:
     isotopes and the coherence term on, 11³, 300 K, r0 average on."""
-    from pftlite.cli_kappa import kappa
-    from pftlite.kappa_eval import KappaProtocol
+    from pftlite.cli.kappa import kappa
+    from pftlite.kappa.evaluate import KappaProtocol
 
     opts = {p.name: p.default for p in kappa.params}
     s = KappaProtocol().settings()

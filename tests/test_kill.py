@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pftlite import datasets
+from pftlite.datasets import registry as datasets
 
 TUNE_CFG = 'epochs = 3\nsteps-per-epoch = 2\nk_upstream = 1\nupstream = ["mlearn/Si_test"]\ntest = []\n'
 

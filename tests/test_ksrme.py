@@ -1,4 +1,4 @@
-"""κ_SRME reference set, metrics, q-point alignment and scoring (pftlite.ksrme).
+"""κ_SRME reference set, metrics, q-point alignment and scoring (pftlite.kappa.ksrme).
 
 Real files come from the staged data root ($PFTLITE_DATA or ../shared/data); a missing file
 skips the test. Damaged inputs are edited copies written to ``tmp_path``. Tolerances:
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import data_path as data
 
-from pftlite import ksrme
-from pftlite.errors import InputError
-from pftlite.ksrme import Failure
+from pftlite.core.errors import InputError
+from pftlite.kappa import ksrme
+from pftlite.kappa.ksrme import Failure
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import crystals, random_params, small_spec
 
-from pftlite.batch import make_batch
-from pftlite.loss import LossSpec, Targets, column_vectors
-from pftlite.model import trainable_keys
+from pftlite.potentials.loss import LossSpec, Targets, column_vectors
+from pftlite.potentials.manybody.model import trainable_keys
+from pftlite.structures.batch import make_batch
 from pftlite.testing import fd_convergence
 
 CRYSTALS = crystals()

@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from pftlite.neighbors import neighbor_list
+from pftlite.structures.neighbors import neighbor_list
 
 
 def _edges(first, j, shift):
@@ -143,8 +143,8 @@ def test_neighbour_list_refuses_what_cannot_fit():
     before any loop starts, instead of running for minutes and filling the memory."""
     import pytest
 
-    from pftlite.errors import InputError
-    from pftlite.neighbors import estimated_edges, neighbor_list
+    from pftlite.core.errors import InputError
+    from pftlite.structures.neighbors import estimated_edges, neighbor_list
 
     with pytest.raises(InputError, match="neighbour pairs"):
         neighbor_list(np.zeros((1, 3)), np.eye(3) * 1e-3, 5.0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import crystals, random_params, small_spec
 
-from pftlite.batch import make_batch
-from pftlite.loss import LossSpec, Targets
+from pftlite.potentials.loss import LossSpec, Targets
+from pftlite.structures.batch import make_batch
 
 CRYSTALS = crystals()
 RTOL = 1e-9

@@ -1,4 +1,4 @@
-"""Tests for pftlite.phonon_data (DFT phonon references: MDR yamls, phonopy example folders).
+"""Tests for pftlite.datasets.phonopy_refs (DFT phonon references: MDR yamls, phonopy example folders).
 
 Real files come from the staged data root ($PFTLITE_DATA or ../shared/data); a missing file
 skips the test. Damaged inputs are edited copies of the real files, written to ``tmp_path``.
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import data_path as data
 
-from pftlite.errors import InputError
-from pftlite.phonon_data import PhononReference, find_reference_files, load_reference
+from pftlite.core.errors import InputError
+from pftlite.datasets.phonopy_refs import PhononReference, find_reference_files, load_reference
 
 FCC = np.array([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
 NACL = ("phonopy_disp.yaml", "FORCE_SETS", "BORN")
@@ -384,7 +384,7 @@ def test_bad_locations(tmp_path):
 
 
 def test_phono3py_yaml_is_delegated():
-    """phono3py data is read by pftlite.fc3_data: its fc2 part (here the 2x2x2 fc2 dataset)."""
+    """phono3py data is read by pftlite.datasets.phono3py_refs: its fc2 part (here the 2x2x2 fc2 dataset)."""
     path = data("phono3py/Si-111-222-fd/phono3py_params_Si-111-222-fd.yaml.xz")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -1,4 +1,4 @@
-"""The MDR phonon protocol (pftlite.phonons): DFT reference path, model force constants,
+"""The MDR phonon protocol (pftlite.phonons.mdr): DFT reference path, model force constants,
 phonopy as an independent oracle, and the `pftlite phonons` command."""
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ import shutil
 import numpy as np
 import pytest
 
-from pftlite.datasets import local_path
-from pftlite.force_constants import make_phonopy, model_force_constants, supercell_atoms
-from pftlite.phonons import PhononProtocol, evaluate, model_properties, reference_properties
-from pftlite.relax import RelaxSettings
-from pftlite.thermo import ThermoSettings, commensurate_qpoints, stability
-from pftlite.units import THZ_TO_K
+from pftlite.core.units import THZ_TO_K
+from pftlite.datasets.registry import local_path
+from pftlite.phonons.force_constants import make_phonopy, model_force_constants, supercell_atoms
+from pftlite.phonons.mdr import PhononProtocol, evaluate, model_properties, reference_properties
+from pftlite.phonons.relax import RelaxSettings
+from pftlite.phonons.thermo import ThermoSettings, commensurate_qpoints, stability
+from pftlite.potentials.base import Potential
 
 BUILTIN = "pftlite/data/si-mlearn.npz"
 
 
 def _ref(name):
-    from pftlite.phonon_data import load_reference
+    from pftlite.datasets.phonopy_refs import load_reference
 
     if local_path(name) is None:
         pytest.skip(f"{name} not available (set PFTLITE_DATA)")
@@ -33,7 +34,7 @@ def _ref(name):
 def si_model():
     from pathlib import Path
 
-    from pftlite.model import load_model
+    from conftest import load_model
 
     return load_model(Path(__file__).parents[1] / BUILTIN)[:2]
 
@@ -79,7 +80,7 @@ def test_gamma_acoustic_rules_are_noise_free_and_converge(mp149, record):
     """"exclude" drops the three Γ acoustic modes, "include" replaces them by the acoustic
     branches averaged over the Γ cell. Neither looks at their (noise) sign or size, and both
     converge to the same zone integral; "include" converges faster."""
-    from pftlite.thermo import thermal_properties
+    from pftlite.phonons.thermo import thermal_properties
 
     props, fc, _ = reference_properties(mp149)
     ph = make_phonopy(mp149.unitcell, mp149.supercell_matrix, mp149.primitive_matrix)
@@ -137,12 +138,13 @@ def test_stability_flags():
 
 
 def test_analytic_fc_equals_the_exact_hessian(si_model, mp149):
-    from pftlite.batch import make_batch
-    from pftlite.registry import get_backend
+    from conftest import get_backend
+
+    from pftlite.structures.batch import make_batch
 
     spec, params = si_model
     ph = make_phonopy(mp149.unitcell, mp149.supercell_matrix, mp149.primitive_matrix)
-    fc, info = model_force_constants(spec, params, "numba", ph, "analytic")
+    fc, info = model_force_constants(Potential(spec, params), "numba", ph, "analytic")
     assert info["n_evaluations"] == 1  # one irreducible displacement in diamond Si
     H = get_backend("numba").hessian(spec, params, make_batch([supercell_atoms(ph)], spec))
     assert np.abs(fc - H).max() < 1e-7 * np.abs(H).max()
@@ -151,11 +153,11 @@ def test_analytic_fc_equals_the_exact_hessian(si_model, mp149):
 def test_displacement_fc_converges_to_analytic(si_model, mp149):
     spec, params = si_model
     ph = make_phonopy(mp149.unitcell, mp149.supercell_matrix, mp149.primitive_matrix)
-    exact, _ = model_force_constants(spec, params, "numba", ph, "analytic")
+    exact, _ = model_force_constants(Potential(spec, params), "numba", ph, "analytic")
     errs = []
     for h in (0.04, 0.02, 0.01):
         ph = make_phonopy(mp149.unitcell, mp149.supercell_matrix, mp149.primitive_matrix)
-        fc, _ = model_force_constants(spec, params, "numba", ph, "displacement", distance=h)
+        fc, _ = model_force_constants(Potential(spec, params), "numba", ph, "displacement", distance=h)
         errs.append(np.abs(fc - exact).max())
     assert errs[0] > errs[1] > errs[2]
     assert errs[1] / errs[2] > 1.8  # at least first order; symmetric ± pairs give ~4
@@ -164,8 +166,8 @@ def test_displacement_fc_converges_to_analytic(si_model, mp149):
 
 def test_properties_from_analytic_and_displacement_fc_agree(si_model, mp149):
     spec, params = si_model
-    a, _, _ = model_properties(spec, params, "numba", mp149, PhononProtocol(relax=None, fc="analytic"))
-    d, _, _ = model_properties(spec, params, "numba", mp149, PhononProtocol(relax=None, fc="displacement"))
+    a, _, _ = model_properties(Potential(spec, params), "numba", mp149, PhononProtocol(relax=None, fc="analytic"))
+    d, _, _ = model_properties(Potential(spec, params), "numba", mp149, PhononProtocol(relax=None, fc="displacement"))
     assert abs(a["omega_max_K"] - d["omega_max_K"]) < 0.5
     assert abs(a["S"] - d["S"]) < 0.02 and abs(a["F"] - d["F"]) < 0.01 and abs(a["C_V"] - d["C_V"]) < 0.01
 
@@ -179,14 +181,14 @@ def test_model_path_equals_phonopy_own_pipeline(si_model, mp149):
 
     spec, params = si_model
     proto = PhononProtocol(relax=RelaxSettings(fmax=0.005), fc="displacement")
-    ours, _, _ = model_properties(spec, params, "numba", mp149, proto)
+    ours, _, _ = model_properties(Potential(spec, params), "numba", mp149, proto)
     assert ours["status"] == "ok" and ours["relax"]["symmetry_kept"]
 
     from ase import Atoms
 
     relaxed = Atoms(mp149.unitcell.get_chemical_symbols(), cell=ours["cell"], scaled_positions=ours["scaled_positions"],
                     masses=mp149.unitcell.get_masses(), pbc=True)  # fmt: skip
-    ph = phonopy_pipeline(spec, params, relaxed, mp149.supercell_matrix, mp149.primitive_matrix)
+    ph = phonopy_pipeline(Potential(spec, params), relaxed, mp149.supercell_matrix, mp149.primitive_matrix)
     tp = ph.thermal_properties
     assert abs(tp.entropy[3] - ours["S"]) < 1e-8
     assert abs(tp.free_energy[3] - ours["F"]) < 1e-8
@@ -203,7 +205,7 @@ def test_relaxation_that_does_not_converge_is_a_failure(si_model, mp149):
     strained = mp149.unitcell.copy()
     strained.set_cell(strained.cell[:] * 1.04, scale_atoms=True)
     ref = dataclasses.replace(mp149, unitcell=strained)
-    r = evaluate(spec, params, "numba", ref, PhononProtocol(relax=RelaxSettings(max_steps=2)))
+    r = evaluate(Potential(spec, params), "numba", ref, PhononProtocol(relax=RelaxSettings(max_steps=2)))
     assert r["status"] == "failed" and "not converged" in r["reason"]
     assert "errors" not in r and r["dft"]["S"] > 0
 
@@ -211,8 +213,8 @@ def test_relaxation_that_does_not_converge_is_a_failure(si_model, mp149):
 def test_backends_give_the_same_numbers(si_model, mp149, jax_backend, record):
     spec, params = si_model
     proto = PhononProtocol(relax=RelaxSettings(fmax=0.005))
-    a = evaluate(spec, params, "numba", mp149, proto)
-    b = evaluate(spec, params, "jax", mp149, proto)
+    a = evaluate(Potential(spec, params), "numba", mp149, proto)
+    b = evaluate(Potential(spec, params), "jax", mp149, proto)
     assert a["model"]["relax"]["steps"] == b["model"]["relax"]["steps"]
     record("numba S F C_V omega_max", [a["model"][m] for m in ("S", "F", "C_V", "omega_max_K")])
     record("jax S F C_V omega_max", [b["model"][m] for m in ("S", "F", "C_V", "omega_max_K")])
@@ -295,7 +297,7 @@ def test_non_finite_stored_values_are_reported_not_ignored(tmp_path):
     says so in one line), the other temperatures are still compared."""
     from conftest import data_path
 
-    from pftlite.phonon_data import load_reference
+    from pftlite.datasets.phonopy_refs import load_reference
 
     text = data_path("mdr/mp-149").read_text()
     head, tail = text.split("entropy:\n", 1)
@@ -322,7 +324,7 @@ def test_nac_equals_phonopy_with_born_charges(name):
     yaml = data_path(f"phonopy/{name}/phonopy_disp.yaml")
     data_path(f"phonopy/{name}/FORCE_SETS")
     data_path(f"phonopy/{name}/BORN")
-    from pftlite.phonon_data import load_reference
+    from pftlite.datasets.phonopy_refs import load_reference
 
     ref = load_reference(yaml)
     assert ref.nac_params is not None

@@ -6,8 +6,9 @@ from ase import Atoms
 from conftest import crystals, random_params, small_spec
 from scipy.spatial.transform import Rotation
 
-from pftlite.batch import make_batch
-from pftlite.testing import check_backend
+from pftlite.potentials.base import Potential
+from pftlite.structures.batch import make_batch
+from pftlite.testing import check_derivatives
 
 CRYSTALS = crystals()
 
@@ -26,7 +27,7 @@ def test_conformance(backend, name, readout):
     spec = small_spec(species=(14, 6), readout=readout)
     params = random_params(spec, seed=1)
     batch = make_batch([CRYSTALS[name]], spec)
-    check_backend(backend, spec, params, batch, seed=2)
+    check_derivatives(Potential(spec, params).on(backend.NAME), batch, seed=2)
 
 
 def test_conformance_batched(backend):
@@ -34,7 +35,7 @@ def test_conformance_batched(backend):
     spec = small_spec(species=(14, 6), readout="mlp")
     params = random_params(spec, seed=4)
     batch = make_batch([CRYSTALS["sic"], CRYSTALS["low_symmetry"]], spec)
-    check_backend(backend, spec, params, batch, seed=5, hessian=False)
+    check_derivatives(Potential(spec, params).on(backend.NAME), batch, seed=5, hessian=False)
 
 
 def _efs(backend, spec, params, atoms):

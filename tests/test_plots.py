@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pftlite.datasets import local_path
-from pftlite.errors import InputError
-from pftlite.plots import band_path, phonon_bands, phonon_dos, plot_bands_dos
+from pftlite.core.errors import InputError
+from pftlite.datasets.registry import local_path
+from pftlite.phonons.plots import band_path, phonon_bands, phonon_dos, plot_bands_dos
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def _kappa_like(seed: int, nq: int = 30, nb: int = 6, zz: float = 1.0) -> dict:
 
 def test_plot_kappa_cumulative_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from pftlite.plots import plot_kappa_cumulative
+    from pftlite.kappa.plots import plot_kappa_cumulative
 
     reduced = _kappa_like(0)  # the DFT reference form: only the mean of the diagonal per mode
     tens = reduced.pop("mode_kappa_P") + reduced.pop("mode_kappa_C")
@@ -143,7 +143,7 @@ def test_plot_kappa_cumulative_png(tmp_path):
 
 
 def test_plot_kappa_cumulative_needs_matplotlib(tmp_path, monkeypatch):
-    from pftlite.plots import plot_kappa_cumulative
+    from pftlite.kappa.plots import plot_kappa_cumulative
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(InputError, match="pip install matplotlib"):

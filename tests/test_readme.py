@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 import pytest
 
-from pftlite import datasets
 from pftlite.cli import main
-from pftlite.model import builtin_models
+from pftlite.datasets import registry as datasets
+from pftlite.potentials.files import builtin_models
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -28,7 +28,7 @@ _TEMPLATE = re.compile(r"\[|\b(MODEL|DATA|STRUCTURES?|REFERENCE|REF|RUN|LR|N|B)\
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", README, re.DOTALL)
 
 
 def _commands() -> list[str]:

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pftlite.batch import make_batch
-from pftlite.datasets import fetch, local_path
-from pftlite.loss import LossSpec
-from pftlite.optim import AdamWConfig, adamw_init, adamw_step, ema_update
-from pftlite.samplers import hessian_from_irreducible, sample_columns
-from pftlite.tune import (
+from pftlite.datasets.registry import fetch, local_path
+from pftlite.phonons.symmetry import hessian_from_irreducible
+from pftlite.potentials.base import Potential
+from pftlite.potentials.loss import LossSpec
+from pftlite.structures.batch import make_batch
+from pftlite.training.optim import AdamWConfig, adamw_init, adamw_step, ema_update
+from pftlite.training.samplers import sample_columns
+from pftlite.training.tune import (
     TuneConfig,
     full_hessian_errors,
     load_checkpoint,
@@ -27,9 +29,10 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.fixture(scope="module")
 def si():
-    from pftlite.io import read_mlearn
-    from pftlite.model import load_model
-    from pftlite.phonon_data import load_reference
+    from conftest import load_model
+
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.structures.io import read_mlearn
 
     for name in ("mdr/mp-149", "mlearn/Si_training"):
         if local_path(name) is None:
@@ -80,7 +83,7 @@ def test_irreducible_columns_give_the_exact_hessian(si, numba_backend):
     fc = hessian_from_irreducible(lambda ks: numba_backend.hessian(spec, params, batch, columns=ks), it.orbit, 64)
     H = numba_backend.hessian(spec, params, batch)
     assert np.abs(fc - H).max() < 1e-10
-    err = full_hessian_errors(spec, params, numba_backend, it)
+    err = full_hessian_errors(Potential(spec, params), "numba", it)
     assert err["n_hvp"] == 3 and abs(err["mae"] - np.abs(H - it.fc).mean()) < 1e-12
 
 
@@ -114,7 +117,7 @@ def _cfg(**kw):
 
 def test_tuning_lowers_the_hessian_error(si, numba_backend):
     spec, params, items, up = si
-    st = tune(spec, params, numba_backend, items, up, _cfg(epochs=4, steps_per_epoch=4, k_upstream=0))
+    st = tune(Potential(spec, params), "numba", items, up, _cfg(epochs=4, steps_per_epoch=4, k_upstream=0))
     assert st["best_loss"] < 0.95 * st["val_log"][0]["phonon_loss"]
     assert st["best_epoch"] >= 1
 
@@ -122,26 +125,26 @@ def test_tuning_lowers_the_hessian_error(si, numba_backend):
 def test_resume_reproduces_the_uninterrupted_run(si, numba_backend, tmp_path):
     spec, params, items, up = si
     cfg = _cfg()
-    full = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "a")
-    part = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b", stop_after_epoch=1)
+    full = tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "a")
+    part = tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "b", stop_after_epoch=1)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.npz")["epoch"] == 1 and part["val_log"][-1]["epoch"] == 1
-    resumed = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b")
+    resumed = tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "b")
     assert [r["loss"] for r in resumed["log"]] == [r["loss"] for r in full["log"]]
     for k in ("e0", "w"):
         assert np.array_equal(resumed["best"][k], full["best"][k])
         assert np.array_equal(resumed["params"][k], full["params"][k])
     # a checkpoint of another run is refused
-    from pftlite.errors import InputError
+    from pftlite.core.errors import InputError
 
     with pytest.raises(InputError, match="different run"):
-        tune(spec, params, numba_backend, items, up, _cfg(seed=1), run_dir=tmp_path / "b")
+        tune(Potential(spec, params), "numba", items, up, _cfg(seed=1), run_dir=tmp_path / "b")
 
 
 def test_numba_and_jax_follow_the_same_loss_curve(si, numba_backend, jax_backend, record):
     spec, params, items, up = si
     cfg = _cfg(epochs=1)
-    a = tune(spec, params, numba_backend, items, up, cfg)
-    b = tune(spec, params, jax_backend, items, up, cfg)
+    a = tune(Potential(spec, params), "numba", items, up, cfg)
+    b = tune(Potential(spec, params), "jax", items, up, cfg)
     la = np.array([r["loss"] for r in a["log"]])
     lb = np.array([r["loss"] for r in b["log"]])
     record("numba loss curve", la)
@@ -152,9 +155,9 @@ def test_numba_and_jax_follow_the_same_loss_curve(si, numba_backend, jax_backend
 
 def test_cli_tune_with_config_writes_a_tuned_model(si, tmp_path):
     from click.testing import CliRunner
+    from conftest import load_model
 
     from pftlite.cli import main
-    from pftlite.model import load_model
 
     cfg = tmp_path / "pft.toml"
     cfg.write_text('epochs = 2\nsteps-per-epoch = 2\nk_upstream = 1\nupstream_batch = 4\nlr = 3e-4\n'
@@ -185,7 +188,7 @@ def test_cli_tune_with_config_writes_a_tuned_model(si, tmp_path):
 
 
 def test_lr_schedule_arithmetic():
-    from pftlite.optim import learning_rate
+    from pftlite.training.optim import learning_rate
 
     const = AdamWConfig(lr=2e-3)
     assert learning_rate(const, 1) == 2e-3 and learning_rate(const, 10**6, 5) == 2e-3  # exactly lr, no total needed
@@ -209,16 +212,16 @@ def test_lr_schedule_arithmetic():
 
 
 def test_resume_with_a_cosine_schedule_and_force_budget_rule(si, numba_backend, tmp_path):
-    from pftlite.tune import eligible
+    from pftlite.training.tune import eligible
 
     spec, params, items, up = si
     opt = AdamWConfig(lr=1e-3, schedule="cosine", warmup=0.2, lr_floor=0.1)
     cfg = _cfg(optimizer=opt, select_force_budget=0.5)
-    full = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "a")
+    full = tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "a")
     lrs = [r["lr"] for r in full["log"]]
     assert len(lrs) == 12 and lrs[0] < lrs[2] == 1e-3 and np.isclose(lrs[-1], 1e-4)
-    tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b", stop_after_epoch=2)
-    resumed = tune(spec, params, numba_backend, items, up, cfg, run_dir=tmp_path / "b")
+    tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "b", stop_after_epoch=2)
+    resumed = tune(Potential(spec, params), "numba", items, up, cfg, run_dir=tmp_path / "b")
     assert [r["loss"] for r in resumed["log"]] == [r["loss"] for r in full["log"]]
     assert [r["lr"] for r in resumed["log"]] == lrs
     assert np.array_equal(resumed["best"]["w"], full["best"]["w"]) and resumed["best_epoch"] == full["best_epoch"]

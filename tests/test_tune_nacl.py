@@ -9,10 +9,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import data_path as data
+from conftest import save_model
 
-from pftlite.errors import InputError
-from pftlite.fit import FitWeights, equilibrium_labels, errors, fit_linear, holdout_split
-from pftlite.model import ModelSpec, save_model
+from pftlite.core.errors import InputError
+from pftlite.potentials.base import Potential
+from pftlite.potentials.loss import FitWeights
+from pftlite.potentials.manybody.linear_fit import fit_linear
+from pftlite.potentials.manybody.model import ModelSpec
+from pftlite.training.fit import equilibrium_labels, holdout_split
+from pftlite.training.metrics import errors
 
 NACL = "phono3py/NaCl-222/phono3py_params_NaCl222.yaml.xz"
 SPEC = ModelSpec(species=(11, 17), r_cut=5.0, n_radial=4, l_max=2, n_radial_4b=2, l_max_4b=1)
@@ -22,8 +27,7 @@ SPEC = ModelSpec(species=(11, 17), r_cut=5.0, n_radial=4, l_max=2, n_radial_4b=2
 @pytest.fixture(scope="module")
 def nacl():
     """Displaced supercells (forces only), a seeded split, and a forces-only fit on 6 of them."""
-    from pftlite.fc3_data import load_fc3_reference
-    from pftlite.io import read_phono3py_labelled
+    from pftlite.datasets.phono3py_refs import load_fc3_reference, read_phono3py_labelled
 
     path = data(NACL)
     structures = read_phono3py_labelled(path)
@@ -51,30 +55,30 @@ def test_forces_only_fit(nacl, numba_backend):
     for k in ("e0", "w", "mean", "scale"):
         assert np.all(np.isfinite(params[k])), k
     assert np.all(params["e0"] == 0.0)  # no energy label: reference energies fixed at 0
-    err_train = errors(SPEC, params, train, numba_backend)
-    err_test = errors(SPEC, params, test, numba_backend)
+    err_train = errors(Potential(SPEC, params), train, "numba")
+    err_test = errors(Potential(SPEC, params), test, "numba")
     assert "energy" not in err_test
     # measured: 1.2e-4 eV/Å (train and test) with 6 supercells; DFT forces MAE is 2.5e-3
     f_ref = np.abs(np.concatenate([a.arrays["forces"] for a in test])).mean()
     assert err_train["forces"]["mae"] < 3e-4
     assert err_test["forces"]["mae"] < 3e-4 < 0.2 * f_ref
     # the equilibrium rows: zero stress at the DFT cell (eV/Å³)
-    from pftlite.batch import make_batch
+    from pftlite.structures.batch import make_batch
 
     stress = numba_backend.energy_forces_stress(SPEC, params, make_batch([eq], SPEC))["stress"][0]
     assert np.abs(stress).max() < 1e-4
 
 
 def test_tune_forces_only_upstream_backends_agree(nacl, numba_backend, jax_backend):
-    from pftlite.optim import AdamWConfig
-    from pftlite.phonon_data import load_reference
-    from pftlite.tune import TuneConfig, phonon_items, tune
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.training.optim import AdamWConfig
+    from pftlite.training.tune import TuneConfig, phonon_items, tune
 
     path, _, train, _, _, params = nacl
     items = phonon_items([load_reference(path)])
     cfg = TuneConfig(epochs=1, steps_per_epoch=2, k_upstream=1, upstream_batch=2, upstream_val_fraction=0.2,
                      optimizer=AdamWConfig(lr=1e-6))  # fmt: skip
-    runs = {be.__name__: tune(SPEC, params, be, items, train[:5], cfg) for be in (numba_backend, jax_backend)}
+    runs = {be.__name__: tune(Potential(SPEC, params), be.NAME, items, train[:5], cfg) for be in (numba_backend, jax_backend)}
     a, b = runs.values()
     assert [r["kind"] for r in a["log"]] == ["phonon", "upstream"] * 2
     for ra, rb in zip(a["log"], b["log"], strict=True):
@@ -90,8 +94,8 @@ def test_tune_forces_only_upstream_backends_agree(nacl, numba_backend, jax_backe
 
 def test_phono3py_yaml_without_forces_is_one_line_error(tmp_path):
     from pftlite.cli import main
-    from pftlite.io import read_phono3py_labelled
-    from pftlite.phonon_data import load_reference
+    from pftlite.datasets.phono3py_refs import read_phono3py_labelled
+    from pftlite.datasets.phonopy_refs import load_reference
 
     src = data("phono3py/Si-PBEsol/phono3py_disp.yaml")  # forces live in FORCES_FC3, not copied
     yaml = tmp_path / "phono3py_disp.yaml"
@@ -101,7 +105,7 @@ def test_phono3py_yaml_without_forces_is_one_line_error(tmp_path):
             read(yaml)
         assert "\n" not in str(exc.value) and str(yaml) in str(exc.value)
     model = tmp_path / "si.npz"
-    from pftlite.model import init_params
+    from pftlite.potentials.manybody.model import init_params
 
     spec = ModelSpec(species=(14,), r_cut=4.0, n_radial=2, l_max=1, n_radial_4b=1, l_max_4b=0)
     save_model(model, spec, init_params(spec), {})

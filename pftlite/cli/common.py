@@ -1,0 +1,232 @@
+"""What every command shares: the --backend option, one-line errors, argument parsing."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from pftlite.core.errors import BackendUnavailable, DataUnavailable, InputError
+from pftlite.potentials.files import builtin_models, resolve_model  # noqa: F401  (public names of the CLI too)
+
+BACKEND_OPTION = click.option(
+    "--backend",
+    default="numba",
+    show_default=True,
+    help="Compute backend: numba (CPU) or jax (CPU/GPU).",
+)
+
+
+def resolve_structure_file(arg) -> Path:
+    """A structure file path, or a named reference dataset (e.g. mdr/mp-149)."""
+    p = Path(arg)
+    if p.exists():
+        return p
+    from pftlite.datasets.registry import DATASETS, fetch
+
+    if str(arg) in DATASETS:
+        return fetch(str(arg))
+    return p  # the reader reports "no such file"
+
+
+def load_model_arg(model):
+    """The potential a MODEL argument names (model file or built-in name)."""
+    from pftlite.potentials.files import load_potential
+
+    return load_potential(resolve_model(model))
+
+
+def user_errors(fn):
+    """Turn user-facing exceptions into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, BackendUnavailable, DataUnavailable) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    """The same usage error without click's usage block: one line, exit status 2."""
+    if exc.ctx is None:
+        return exc
+    where = exc.ctx.command_path
+    return click.UsageError(f"{where}: {exc.format_message()} (see {where} --help)")
+
+
+class OneLineCommand(click.Command):
+    """A click command whose usage errors print one line ("Error: ..."), exit status 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+class OneLineGroup(click.Group):
+    command_class = OneLineCommand
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+@contextlib.contextmanager
+def resume_hint(run_dir: Path):
+    """Ctrl-C during training: say what the checkpoint holds and how to resume; exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        done = 0
+        ck = run_dir / "checkpoint.npz"
+        if ck.exists():
+            with contextlib.suppress(Exception):
+                from pftlite.training.tune import load_checkpoint
+
+                done = int(load_checkpoint(ck)["epoch"])
+        click.echo(f"\ninterrupted: {ck} holds {done} finished epoch(s); rerun the same command to "
+                   f"resume from epoch {done + 1}", err=True)  # fmt: skip
+        sys.exit(130)
+
+
+def read_labelled(paths, pot, energy_key, forces_key, stress_key):
+    """Labelled structures of every source: extxyz, mlearn JSON, phono3py displacement data
+    (yaml, folder or ``phono3py/...`` name: every displaced supercell, forces only)."""
+    from pftlite.datasets.phono3py_refs import read_phono3py_labelled
+    from pftlite.datasets.reference import is_phono3py_source
+    from pftlite.structures.batch import MIN_DISTANCE
+    from pftlite.structures.io import check_structure, read_extxyz_labels, read_mlearn
+
+    out = []
+    for arg in paths:
+        if is_phono3py_source(arg):
+            frames = read_phono3py_labelled(arg)
+        else:
+            p = resolve_structure_file(arg)
+            if p.name.lower().endswith((".json", ".json.gz")):
+                frames = read_mlearn(p)
+            else:
+                frames = read_extxyz_labels(p, energy_key, forces_key, stress_key)
+        for k, a in enumerate(frames):
+            check_structure(a, f"{arg}[{k}]", pot.species, min_distance=MIN_DISTANCE)
+        out.extend(frames)
+    if not out:
+        raise InputError("fit: no labelled structures in " + ", ".join(map(str, paths)))
+    return out
+
+
+def read_all(paths, pot):
+    """All structures in ``paths``, validated for potential ``pot`` (one-line InputError otherwise)."""
+    from pftlite.structures.batch import MIN_DISTANCE
+    from pftlite.structures.io import check_structure, read_structures
+
+    structs, names = [], []
+    for p in paths:
+        p = resolve_structure_file(p)
+        for k, a in enumerate(read_structures(p)):
+            check_structure(a, f"{p}[{k}]", pot.species, min_distance=MIN_DISTANCE)
+            structs.append(a)
+            names.append(f"{p}[{k}]")
+    if not structs:
+        raise InputError("no structures found in " + ", ".join(map(str, paths)))
+    return structs, names
+
+
+def fmt_value(x, spec=".3f", signed=False):
+    if x is None:
+        return "-"
+    return format(x, ("+" if signed else "") + spec)
+
+
+def load_references(paths, pot):
+    """Every reference read and checked before any work starts."""
+    from ase.data import chemical_symbols
+
+    from pftlite.datasets.phonopy_refs import load_reference
+
+    refs, seen = [], {}
+    for p in paths:
+        ref = load_reference(p)
+        missing = sorted(set(ref.unitcell.numbers) - set(pot.species))
+        if missing:
+            names = ", ".join(chemical_symbols[z] for z in missing)
+            have = ", ".join(chemical_symbols[z] for z in pot.species)
+            raise InputError(f"{ref.source}: species {names} not in the model ({have})")
+        if ref.name in seen:
+            raise InputError(f"{ref.source}: material name {ref.name!r} also used by {seen[ref.name]}")
+        seen[ref.name] = ref.source
+        refs.append(ref)
+    return refs
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in str(text).replace(",", " ").split()]
+    except ValueError:
+        raise InputError(f"{what}: expected numbers, got {text!r}") from None
+
+
+def prepare_run_dir(run_dir: Path, restart: bool) -> None:
+    """Create a training run folder; ``restart`` drops its checkpoint (else a rerun resumes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if restart and (run_dir / "checkpoint.npz").exists():
+        (run_dir / "checkpoint.npz").unlink()
+
+
+def write_log_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    """One CSV line per training update (columns ``cols``; missing values empty), atomically."""
+    from pftlite.core.atomic import atomic_path
+
+    lines = [",".join(cols)] + [",".join("" if r.get(c) is None else str(r.get(c)) for c in cols) for r in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def epoch_bar(label: str, n_epochs: int, describe):
+    """A stderr progress bar advanced once per finished epoch; yields the ``progress(epoch,
+    step, n_steps, row)`` callback of :func:`pftlite.training.tune.tune` / ``fit_gradient``;
+    ``describe(epoch, row)`` is the text shown beside it."""
+    with click.progressbar(length=n_epochs, label=label, file=sys.stderr, item_show_func=lambda s: s or "") as bar:
+        last = {"epoch": None}
+
+        def progress(epoch, step, n_steps, row):
+            if step == n_steps - 1 and last["epoch"] != epoch:
+                last["epoch"] = epoch
+                bar.update(1, describe(epoch, row))
+
+        yield progress
+
+
+def progress_bar(label: str):
+    """A click progress bar over irreducible q-points; returns (context, callback)."""
+    state = {"bar": None}
+
+    def progress(done, total):
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            state["bar"].__enter__()
+            state["last"] = 0
+        state["bar"].update(done - state["last"])
+        state["last"] = done
+        if done >= total:
+            state["bar"].__exit__(None, None, None)
+            state["bar"] = None
+
+    return progress

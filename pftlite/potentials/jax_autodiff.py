@@ -1,0 +1,200 @@
+"""Every backend function from one energy function, by JAX autodiff.
+
+A JAX potential supplies ``site_energies(spec, params, g, positions, strain) -> (N,)`` eV: the
+energy of each atom for positions (N, 3) Å and a per-structure homogeneous strain (B, 3, 3)
+(r -> (1 + strain) r), on the batch graph ``g`` (:func:`graph`). :func:`make_backend` returns
+the five functions of the backend interface (:mod:`pftlite.potentials.base`): forces and
+stress by reverse mode, Hessian-vector products forward-over-reverse (``jvp`` of ``grad``),
+their derivative (fc3) by a further ``jvp`` — exact —, and the training gradient through the
+HVP. Public functions take and return NumPy arrays. float64 is enabled on import.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp
+import numpy as np
+
+from pftlite.potentials.loss import LossSpec, Targets, column_vectors, loss_value
+from pftlite.structures.batch import Batch
+
+jax.tree_util.register_pytree_node(
+    Targets,
+    lambda t: ((t.energy, t.forces, t.stress, t.hessian_columns), None),
+    lambda _, c: Targets(energy=c[0], forces=c[1], stress=c[2], columns=None, hessian_columns=c[3]),
+)
+
+
+def graph(batch: Batch) -> dict:
+    """The batch as a dict of device arrays (positions excluded)."""
+    return {
+        "edge_i": jnp.asarray(batch.edge_i),
+        "edge_j": jnp.asarray(batch.edge_j),
+        "edge_shift": jnp.asarray(batch.edge_shift),
+        "edge_struct": jnp.asarray(batch.edge_struct),
+        "species": jnp.asarray(batch.species),
+        "atom_struct": jnp.asarray(batch.atom_struct),
+        "volumes": jnp.asarray(batch.volumes),
+    }
+
+
+def edge_vectors(g, positions, strain):
+    """Strained edge vectors r_ij (E, 3) Å: (1 + strain) (x_j - x_i + shift)."""
+    r = positions[g["edge_j"]] - positions[g["edge_i"]] + g["edge_shift"]
+    D = jnp.eye(3) + strain[g["edge_struct"]]
+    return jnp.einsum("eab,eb->ea", D, r)
+
+
+def _params(params):
+    return {k: jnp.asarray(v) for k, v in params.items()}
+
+
+def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> SimpleNamespace:
+    """The backend functions for ``site_energies`` (see module docstring).
+
+    trainable(spec) -> parameter keys the training gradient covers; column_bytes(spec, batch)
+    -> bytes one vmapped HVP column holds (sizes the Hessian chunks, ~256 MB per chunk).
+    """
+
+    def _energies(spec, params, g, positions, strain):
+        eps = site_energies(spec, params, g, positions, strain)
+        return jax.ops.segment_sum(eps, g["atom_struct"], num_segments=strain.shape[0])
+
+    def _efs(spec, params, g, positions, n_struct):
+        strain = jnp.zeros((n_struct, 3, 3))
+
+        def total(x, s):
+            e = _energies(spec, params, g, x, s)
+            return e.sum(), e
+
+        (_, e), (dx, ds) = jax.value_and_grad(total, argnums=(0, 1), has_aux=True)(positions, strain)
+        ds = 0.5 * (ds + jnp.swapaxes(ds, 1, 2))
+        return e, -dx, ds / g["volumes"][:, None, None]
+
+    def _hvp(spec, params, g, positions, n_struct, v):
+        strain = jnp.zeros((n_struct, 3, 3))
+
+        def grad_x(x):
+            return jax.grad(lambda y: _energies(spec, params, g, y, strain).sum())(x)
+
+        return jax.jvp(grad_x, (positions,), (v,))[1]
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def _efs_jit(spec, params, g, positions, n_struct):
+        return _efs(spec, params, g, positions, n_struct)
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def _hvp_jit(spec, params, g, positions, n_struct, v):
+        return _hvp(spec, params, g, positions, n_struct, v)
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def _hvp_many_jit(spec, params, g, positions, n_struct, V):
+        return jax.vmap(lambda v: _hvp(spec, params, g, positions, n_struct, v))(V)
+
+    def energy_forces_stress(spec, params, batch: Batch) -> dict:
+        """Energies (B,) eV, forces (N, 3) eV/Å, stress (B, 3, 3) eV/Å³ (ASE sign, (1/V) dE/dε)."""
+        e, f, s = _efs_jit(spec, _params(params), graph(batch), jnp.asarray(batch.positions), batch.n_structures)
+        return {"energy": np.asarray(e), "forces": np.asarray(f), "stress": np.asarray(s)}
+
+    def hvp(spec, params, batch: Batch, v) -> np.ndarray:
+        """Hessian-vector product H v, (N, 3) eV/Å², one vector per structure (v: (N, 3) Å)."""
+        v = jnp.asarray(np.asarray(v, dtype=np.float64).reshape(batch.n_atoms, 3))
+        out = _hvp_jit(spec, _params(params), graph(batch), jnp.asarray(batch.positions), batch.n_structures, v)
+        return np.asarray(out)
+
+    def _chunk(spec, batch, n, factor):
+        per_col = factor * column_bytes(spec, batch)
+        return max(1, min(n, int(256e6 // per_col)))
+
+    def hessian(spec, params, batch: Batch, columns=None, chunk: int | None = None) -> np.ndarray:
+        """Force constants (N, N, 3, 3) eV/Å² of one structure (or the ``columns`` (n, N, 3)),
+        from vmapped HVPs in fixed-size chunks (one compilation)."""
+        if batch.n_structures != 1:
+            raise ValueError("hessian() takes a batch holding one structure")
+        N = batch.n_atoms
+        cols = np.arange(3 * N) if columns is None else np.asarray(columns, dtype=np.int64)
+        if chunk is None:
+            chunk = _chunk(spec, batch, len(cols), 1)
+        p, g, x = _params(params), graph(batch), jnp.asarray(batch.positions)
+        out = np.empty((len(cols), N, 3))
+        for s in range(0, len(cols), chunk):
+            c = cols[s : s + chunk]
+            V = np.zeros((chunk, N, 3))  # fixed chunk shape: one compilation
+            V[np.arange(len(c)), c // 3, c % 3] = 1.0
+            out[s : s + len(c)] = np.asarray(_hvp_many_jit(spec, p, g, x, 1, jnp.asarray(V)))[: len(c)]
+        if columns is not None:
+            return out
+        return out.reshape(N, 3, N, 3).transpose(2, 0, 3, 1).copy()
+
+    @functools.partial(jax.jit, static_argnums=(0, 5, 6))
+    def _loss_jit(spec, train, fixed, g, positions, n_struct, lspec, tg, v):
+        n_atoms = jax.ops.segment_sum(jnp.ones(positions.shape[0]), g["atom_struct"], num_segments=n_struct)
+
+        def loss(train):
+            params = {**fixed, **train}
+            e, f, s = _efs(spec, params, g, positions, n_struct)
+            pred = {"energy": e, "forces": f, "stress": s}
+            if lspec.hessian:
+                pred["hv"] = _hvp(spec, params, g, positions, n_struct, v)
+            total, terms = loss_value(lspec, pred, tg, n_atoms, xp=jnp)
+            return total, terms
+
+        (total, terms), grads = jax.value_and_grad(loss, has_aux=True)(train)
+        return total, grads, terms
+
+    def loss_and_grad(spec, params, batch: Batch, targets: Targets, lspec: LossSpec):
+        """Training loss, its gradient w.r.t. the trainable params, per-term values."""
+        keys = trainable(spec)
+        train = {k: jnp.asarray(params[k]) for k in keys}
+        fixed = {k: jnp.asarray(v) for k, v in params.items() if k not in keys}
+        tg = Targets(
+            energy=jnp.asarray(targets.energy, dtype=jnp.float64),
+            forces=jnp.asarray(targets.forces, dtype=jnp.float64),
+            stress=jnp.asarray(targets.stress, dtype=jnp.float64),
+            columns=None,
+            hessian_columns=jnp.asarray(targets.hessian_columns, dtype=jnp.float64),
+        )
+        v = jnp.asarray(column_vectors(batch, targets.columns)) if lspec.hessian else None
+        total, grads, terms = _loss_jit(
+            spec, train, fixed, graph(batch), jnp.asarray(batch.positions), batch.n_structures, lspec, tg, v
+        )
+        return float(total), {k: np.asarray(x) for k, x in grads.items()}, {k: float(x) for k, x in terms.items()}
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def _hvp_derivative_jit(spec, params, g, positions, n_struct, u, V):
+        def one(v):
+            return jax.jvp(lambda x: _hvp(spec, params, g, x, n_struct, v), (positions,), (u,))[1]
+
+        return jax.vmap(one)(V)
+
+    def hvp_derivative(spec, params, batch: Batch, u, V, h: float = 1e-3, chunk: int | None = None) -> np.ndarray:
+        """d/de [H(x + e u) V_i] at e = 0 for each V_i: (n, N, 3) eV/Å³, **exact** (forward-mode
+        jvp of the HVP, vmapped over V in fixed-size chunks). u: (N, 3); V: (n, N, 3).
+        ``h`` is accepted for signature parity with the Numba backend and ignored. The neighbour
+        list is that of ``batch`` (held fixed; the energy is smooth at the cutoff).
+        """
+        N = batch.n_atoms
+        u = jnp.asarray(np.asarray(u, dtype=np.float64).reshape(N, 3))
+        V = np.asarray(V, dtype=np.float64).reshape(-1, N, 3)
+        if chunk is None:
+            chunk = _chunk(spec, batch, len(V), 2)
+        p, g, x = _params(params), graph(batch), jnp.asarray(batch.positions)
+        out = np.empty_like(V)
+        for s in range(0, len(V), chunk):
+            c = V[s : s + chunk]
+            pad = np.zeros((chunk, N, 3))  # fixed chunk shape: one compilation
+            pad[: len(c)] = c
+            res = _hvp_derivative_jit(spec, p, g, x, batch.n_structures, u, jnp.asarray(pad))
+            out[s : s + len(c)] = np.asarray(res)[: len(c)]
+        return out
+
+    return SimpleNamespace(
+        NAME=name, EXACT_HVP_DERIVATIVE=True, energy_forces_stress=energy_forces_stress, hvp=hvp,
+        hessian=hessian, hvp_derivative=hvp_derivative, loss_and_grad=loss_and_grad, energies=_energies,
+    )  # fmt: skip

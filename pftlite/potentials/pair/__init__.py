@@ -1,0 +1,1 @@
+"""A Morse pair potential (JAX): the second potential family, with a closed-form Hessian."""
