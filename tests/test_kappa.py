@@ -380,9 +380,12 @@ def test_imaginary_modes_reported(si):
     assert ok.n_imaginary == 0
 
 
-def test_hexagonal_kappa_equals_phono3py_from_the_same_fc(record):
-    """Wurtzite AlN (fc2 5×5×3, fc3 3×3×2, no NAC on either side): pftlite's RTA κ_xx and κ_zz
-    from pftlite's own DFT fc2/fc3 equal phono3py's conductivity fed the same arrays."""
+@pytest.mark.parametrize("nac", [False, True], ids=["no-nac", "nac"])
+def test_hexagonal_kappa_equals_phono3py_from_the_same_fc(record, nac):
+    """Wurtzite AlN (fc2 5×5×3, fc3 3×3×2): pftlite's RTA κ_xx and κ_zz from pftlite's own DFT
+    fc2/fc3 equal phono3py's conductivity fed the same arrays — without NAC, and with NAC from
+    the folder's BORN (Born charges of a polar, anisotropic crystal: the direction-dependent
+    Gonze–Lee term at q -> 0)."""
     import phono3py
     from phonopy.harmonic.force_constants import full_fc_to_compact_fc
 
@@ -394,26 +397,34 @@ def test_hexagonal_kappa_equals_phono3py_from_the_same_fc(record):
     ref = load_fc3_reference(folder)
     fc2, fc3, _ = reference_fc3(ref)
     mesh = (5, 5, 3)
+    if nac:
+        assert ref.nac_params is not None, "AlN-LDA-dimfc2 carries a BORN file"
     ours = K.conductivity(ref.unitcell, ref.primitive_matrix, ref.phonon_supercell_matrix, fc2,
-                          ref.supercell_matrix, fc3, K.KappaSettings(mesh=mesh))  # fmt: skip
+                          ref.supercell_matrix, fc3, K.KappaSettings(mesh=mesh),
+                          nac_params=ref.nac_params if nac else None)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ph3 = phono3py.load(folder / "phono3py_disp_dimfc2.yaml", forces_fc3_filename=folder / "FORCES_FC3.xz",
                             forces_fc2_filename=folder / "FORCES_FC2", produce_fc=False, is_compact_fc=True,
-                            log_level=0)  # fmt: skip
-        ph3.nac_params = None
+                            born_filename=folder / "BORN" if nac else None, is_nac=nac, log_level=0)  # fmt: skip
+        if not nac:
+            ph3.nac_params = None
+        else:
+            assert ph3.nac_params is not None
         ph3.fc2 = full_fc_to_compact_fc(ph3.phonon_primitive, fc2)
         ph3.fc3 = fc3
         ph3.mesh_numbers = mesh
         ph3.init_phph_interaction(average_degenerate_weights=True, exclude_gamma_acoustic=True)
         ph3.run_thermal_conductivity(temperatures=[300.0])
     theirs = ph3.thermal_conductivity.kappa[0, 0]  # Voigt xx, yy, zz, yz, xz, xy
-    record("kappa", ours.kappa_P[0])
-    record("phono3py kappa", theirs)
+    record(f"kappa nac={nac}", ours.kappa_P[0])
+    record(f"phono3py kappa nac={nac}", theirs)
     assert len(ours.weights) == len(ph3.thermal_conductivity.grid_points)
     k = ours.kappa_P[0]
-    assert k[0, 0] == pytest.approx(theirs[0], rel=2e-3)
-    assert k[2, 2] == pytest.approx(theirs[2], rel=2e-3)
+    assert k[0, 0] == pytest.approx(theirs[0], rel=1e-9)  # measured 1e-15 (no NAC and NAC)
+    assert k[2, 2] == pytest.approx(theirs[2], rel=1e-9)
+    # NAC moves AlN's κ: xx 171.79 -> 169.12, zz 170.45 -> 179.72 W/m-K (5x5x3, 300 K)
+    assert (k[2, 2] > 175.0) == nac
     assert abs(k[0, 0] - k[2, 2]) > 1.0  # anisotropic, and both directions checked
 
 

@@ -142,3 +142,26 @@ def test_pair_fc3_exact_equals_displacements():
     scale = np.abs(exact).max()
     assert scale > 0
     np.testing.assert_allclose(disp, exact, atol=2e-3 * scale)
+
+
+def test_pair_kappa_command(tmp_path):
+    """`pftlite kappa` on the pair potential: fc2 + exact fc3 + RTA/Wigner κ on a 5³ mesh,
+    beside the DFT κ of the same phono3py data; `--backend numba` refused first."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pftlite.cli import main
+
+    data_path("phono3py/NaCl-222/phono3py_params_NaCl222.yaml.xz")
+    model = save_potential(tmp_path / "pair.npz", NACL)
+    r = CliRunner().invoke(main, ["kappa", str(model), "phono3py/NaCl-222", "--no-relax", "--mesh", "5",
+                                  "-o", str(tmp_path / "k0")])  # fmt: skip
+    assert r.exit_code == 2 and "no numba backend" in r.output and not (tmp_path / "k0").exists()
+    r = CliRunner().invoke(main, ["kappa", str(model), "phono3py/NaCl-222", "--no-relax", "--mesh", "5",
+                                  "--backend", "jax", "-o", str(tmp_path / "k")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "k" / "NaCl-222.json").read_text())
+    k_model = np.asarray(res["model_kappa"]["kappa_ave"])
+    assert res["status"] == "ok" and np.all(np.isfinite(k_model)) and np.all(k_model > 0)
+    assert res["model"]["fc3"]["method"] == "exact"

@@ -24,6 +24,9 @@ import numpy as np
 from pftlite.potentials.loss import LossSpec, Targets, column_vectors, loss_value
 from pftlite.structures.batch import Batch
 
+#: what a JAX backend module exports, in this order (see :mod:`pftlite.potentials.base`)
+EXPORTS = ("NAME", "EXACT_HVP_DERIVATIVE", "energy_forces_stress", "hvp", "hessian", "hvp_derivative", "loss_and_grad")
+
 jax.tree_util.register_pytree_node(
     Targets,
     lambda t: ((t.energy, t.forces, t.stress, t.hessian_columns), None),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pftlite.potentials.jax_autodiff import edge_vectors, make_backend
+from pftlite.potentials.jax_autodiff import EXPORTS, edge_vectors, make_backend
 from pftlite.potentials.pair.model import pair_table, phi, trainable_keys
 
 
@@ -25,10 +25,6 @@ def _column_bytes(spec, batch) -> float:
 
 
 _ops = make_backend(_site_energies, trainable_keys, _column_bytes, name="jax")
-NAME = _ops.NAME
-EXACT_HVP_DERIVATIVE = _ops.EXACT_HVP_DERIVATIVE
-energy_forces_stress = _ops.energy_forces_stress
-hvp = _ops.hvp
-hessian = _ops.hessian
-hvp_derivative = _ops.hvp_derivative
-loss_and_grad = _ops.loss_and_grad
+(NAME, EXACT_HVP_DERIVATIVE, energy_forces_stress, hvp, hessian, hvp_derivative, loss_and_grad) = (
+    getattr(_ops, k) for k in EXPORTS
+)
