@@ -39,7 +39,8 @@ SETUP = {"fit": [["init", "{out}/si.npz", "-s", "Si"]],
          "phonons-nacl-nac": [["init", "{out}/nacl.npz", "-s", "Na,Cl", "--r-cut", "5.5", "--n-radial", "4",
                                "--l-max", "2", "--n-radial-4b", "2", "--l-max-4b", "1", "--readout", "mlp"]]}
 SKIP_KEYS = ("seconds", "time", "wall", "cpu", "date", "created", "version", "path", "host", "sha",
-             "hash", "files_read", "elapsed", "started", "finished", "command", "argv", "run_dir")
+             "hash", "files_read", "elapsed", "started", "finished", "command", "argv", "run_dir", "timings",
+             "key", "fingerprint")
 
 
 def _run(args, out: Path) -> tuple[int, str]:
@@ -99,16 +100,18 @@ def numbers(d: Path) -> dict:
 
 
 def compare(a: Path, b: Path) -> int:
+    """Per command: values compared, the largest relative change among values present in both
+    recordings (0: bitwise equal), and keys only in one of them (new or dropped outputs)."""
     bad = 0
-    print(f"{'command':18s} {'values':>7s} {'max rel change':>15s}  where")
+    print(f"{'command':18s} {'values':>7s} {'max rel change':>15s} {'added':>6s} {'dropped':>8s}  where")
     for name in COMMANDS:
         if not (a / name).exists() or not (b / name).exists():
             print(f"{name:18s} (missing)")
             continue
         x, y = numbers(a / name), numbers(b / name)
         worst, where = 0.0, ""
-        for k in sorted(set(x) | set(y)):
-            u, v = x.get(k, "<absent>"), y.get(k, "<absent>")
+        for k in sorted(set(x) & set(y)):
+            u, v = x[k], y[k]
             if isinstance(u, float) and isinstance(v, float):
                 if math.isnan(u) and math.isnan(v):
                     continue
@@ -117,8 +120,10 @@ def compare(a: Path, b: Path) -> int:
                 r = 0.0 if u == v else math.inf
             if r > worst:
                 worst, where = r, k
-        bad += worst > 0
-        print(f"{name:18s} {len(x):7d} {worst:15.3g}  {where}")
+        added, dropped = sorted(set(y) - set(x)), sorted(set(x) - set(y))
+        bad += worst > 0 or bool(dropped)
+        note = where or (f"added e.g. {added[0]}" if added else "")
+        print(f"{name:18s} {len(set(x) & set(y)):7d} {worst:15.3g} {len(added):6d} {len(dropped):8d}  {note}")
     return 1 if bad else 0
 
 
