@@ -78,6 +78,7 @@ class Family:
 FAMILY_MODULES = {
     "manybody": "pftlite.potentials.manybody.family:MANYBODY",
     "pair": "pftlite.potentials.pair.family:PAIR",
+    "nequix": "pftlite.potentials.nequix.family:NEQUIX",
 }
 _FAMILIES: dict[str, Family] = {}
 

@@ -22,11 +22,24 @@ FORMAT_NAME = "pftlite-model"
 FORMAT_VERSION = 1
 DEFAULT_KIND = "manybody"
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "data"
+#: pretrained models fetched like any dataset (pftlite.datasets), by model name
+PRETRAINED = {
+    "nequix-mp-1": "nequix/mp-1",
+    "nequix-mp-1-pft": "nequix/mp-1-pft",
+    "nequix-mp-1-pft-nocotrain": "nequix/mp-1-pft-nocotrain",
+}
 
 
 def save_potential(path, potential: Potential) -> Path:
-    """Write ``potential`` (spec, params, metadata) to ``path`` atomically; returns the path."""
+    """Write ``potential`` (spec, params, metadata) to ``path`` atomically; returns the path.
+    A ``.nqx`` path writes nequix's format (Nequix potentials only); anything else the npz."""
     path = Path(path)
+    if path.suffix == ".nqx":
+        if potential.kind != "nequix":
+            raise InputError(f"{path}: .nqx holds Nequix models; a {potential.kind!r} potential is saved as .npz")
+        from pftlite.potentials.nequix.nqx import write_nqx
+
+        return write_nqx(path, potential)
     potential.check(str(path))
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "kind": potential.kind,
               "spec": potential.spec.to_dict()}  # fmt: skip
@@ -43,21 +56,35 @@ def builtin_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.npz"))}
 
 
+def model_names() -> list[str]:
+    """Every name a MODEL argument accepts besides a path: built-in and pretrained models."""
+    return [*builtin_models(), *PRETRAINED]
+
+
 def resolve_model(arg) -> Path:
-    """A model file path, or the name of a built-in model (an existing file wins)."""
+    """A model file path, the name of a built-in model, or of a pretrained model (fetched like a
+    dataset: local data root, cache, or its public URL). An existing file wins."""
     p = Path(arg)
     if p.exists():
         return p
+    if str(arg) in PRETRAINED:
+        from pftlite.datasets.registry import fetch
+
+        return fetch(PRETRAINED[str(arg)])
     return builtin_models().get(str(arg), p)  # load_potential reports "not found"
 
 
-def load_potential(path) -> Potential:
-    """Read a model file, or a built-in model by name (``"si-mlearn"``). Errors name the file
+def load_potential(path, dtype: str | None = None) -> Potential:
+    """Read a model file, or a model by name (``"si-mlearn"``, ``"nequix-mp-1"``). ``dtype``:
+    for a ``.nqx`` model, "float32" (default, as published) or "float64". Errors name the file
     and the problem (one line)."""
     path = resolve_model(path)
     if not path.is_file():
-        names = ", ".join(builtin_models())
-        raise InputError(f"{path}: model file not found (built-in models: {names})")
+        raise InputError(f"{path}: model file not found (model names: {', '.join(model_names())})")
+    if path.suffix == ".nqx":
+        from pftlite.potentials.nequix.nqx import read_nqx
+
+        return read_nqx(path, dtype or "float32")
     try:
         raw = path.read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:

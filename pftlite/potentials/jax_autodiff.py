@@ -23,6 +23,28 @@ from pftlite.core.memory import retain_freed_memory
 jax.config.update("jax_enable_x64", True)
 retain_freed_memory()
 
+
+def _use_compilation_cache() -> str | None:
+    """JAX's persistent compilation cache in ``$PFTLITE_CACHE/jax`` (default
+    ``~/.cache/pftlite/jax``) for compilations over 1 s, unless the user set a cache directory
+    or ``$PFTLITE_JAX_CACHE=0``. Compiled code only: results do not depend on it."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("PFTLITE_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    root = Path(os.environ.get("PFTLITE_CACHE") or Path.home() / ".cache" / "pftlite")
+    try:
+        (root / "jax").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # read-only home: compile every time
+    jax.config.update("jax_compilation_cache_dir", str(root / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return str(root / "jax")
+
+
+COMPILATION_CACHE = _use_compilation_cache()
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -63,15 +85,75 @@ def _params(params):
     return {k: jnp.asarray(v) for k, v in params.items()}
 
 
-def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> SimpleNamespace:
+def bucket(n: int, minimum: int = 8) -> int:
+    """The padded size for ``n``: eighth-octave steps (at most 25 % padding), >= ``minimum``."""
+    n = max(int(n), minimum)
+    p = 1 << (n - 1).bit_length()
+    q = max(p // 8, 1)
+    return -(-n // q) * q
+
+
+def padded_graph(batch: Batch, n_atoms: int, n_edges: int) -> dict:
+    """:func:`graph` padded to ``n_atoms`` > N atoms and ``n_edges`` >= E edges: padding atoms
+    (species 0, structure 0, ``atom_mask`` False) and padding edges from the first padding atom
+    to itself with a shift of 2 r_cut + 1 Å, beyond the cutoff, so they carry nothing and have
+    well-defined derivatives. Padding atoms' site energies are masked out."""
+    N, E = batch.n_atoms, batch.n_edges
+    if n_atoms <= N or n_edges < E:
+        raise ValueError(f"padding {N} atoms / {E} edges to {n_atoms} / {n_edges}")
+
+    def fill(a, n, value, dtype):
+        out = np.full((n, *np.shape(a)[1:]), value, dtype=dtype)
+        out[: len(a)] = a
+        return jnp.asarray(out)
+
+    shift = np.zeros((n_edges, 3))
+    shift[:E] = batch.edge_shift
+    shift[E:, 0] = 2.0 * batch.r_cut + 1.0
+    return {
+        "edge_i": fill(batch.edge_i, n_edges, N, np.int64),
+        "edge_j": fill(batch.edge_j, n_edges, N, np.int64),
+        "edge_shift": jnp.asarray(shift),
+        "edge_struct": fill(batch.edge_struct, n_edges, 0, np.int64),
+        "species": fill(batch.species, n_atoms, 0, np.int64),
+        "atom_struct": fill(batch.atom_struct, n_atoms, 0, np.int64),
+        "atom_mask": fill(np.ones(N, bool), n_atoms, False, bool),
+        "volumes": jnp.asarray(batch.volumes),
+    }
+
+
+def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad: tuple | None = None) -> SimpleNamespace:
     """The backend functions for ``site_energies`` (see module docstring).
 
     trainable(spec) -> parameter keys the training gradient covers; column_bytes(spec, batch)
     -> bytes one vmapped HVP column holds (sizes the Hessian chunks, ~256 MB per chunk).
+    pad: ``(min_atoms, min_edges)``: pad atoms and edges to :func:`bucket` sizes of at least
+    these (:func:`padded_graph`), so structures of similar size share one compilation (for
+    potentials whose compile is expensive); None: no padding.
     """
+
+    def _inputs(batch):
+        """(graph, positions, padded atom count) of a batch."""
+        if not pad:
+            return graph(batch), jnp.asarray(batch.positions), batch.n_atoms
+        n = bucket(batch.n_atoms + 1, pad[0])
+        x = np.zeros((n, 3))
+        x[: batch.n_atoms] = batch.positions
+        return padded_graph(batch, n, bucket(batch.n_edges, pad[1])), jnp.asarray(x), n
+
+    def _grow(a, n, value=0.0):
+        """(..., N, 3) atom arrays -> (..., n, 3), padded with ``value``."""
+        a = np.asarray(a, dtype=np.float64)
+        if a.shape[-2] == n:
+            return a
+        out = np.full((*a.shape[:-2], n, 3), value)
+        out[..., : a.shape[-2], :] = a
+        return out
 
     def _energies(spec, params, g, positions, strain):
         eps = site_energies(spec, params, g, positions, strain)
+        if pad:
+            eps = jnp.where(g["atom_mask"], eps, 0.0)
         return jax.ops.segment_sum(eps, g["atom_struct"], num_segments=strain.shape[0])
 
     def _efs(spec, params, g, positions, n_struct):
@@ -107,14 +189,16 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> S
 
     def energy_forces_stress(spec, params, batch: Batch) -> dict:
         """Energies (B,) eV, forces (N, 3) eV/Å, stress (B, 3, 3) eV/Å³ (ASE sign, (1/V) dE/dε)."""
-        e, f, s = _efs_jit(spec, _params(params), graph(batch), jnp.asarray(batch.positions), batch.n_structures)
-        return {"energy": np.asarray(e), "forces": np.asarray(f), "stress": np.asarray(s)}
+        g, x, _ = _inputs(batch)
+        e, f, s = _efs_jit(spec, _params(params), g, x, batch.n_structures)
+        return {"energy": np.asarray(e), "forces": np.asarray(f)[: batch.n_atoms], "stress": np.asarray(s)}
 
     def hvp(spec, params, batch: Batch, v) -> np.ndarray:
         """Hessian-vector product H v, (N, 3) eV/Å², one vector per structure (v: (N, 3) Å)."""
-        v = jnp.asarray(np.asarray(v, dtype=np.float64).reshape(batch.n_atoms, 3))
-        out = _hvp_jit(spec, _params(params), graph(batch), jnp.asarray(batch.positions), batch.n_structures, v)
-        return np.asarray(out)
+        g, x, n = _inputs(batch)
+        v = jnp.asarray(_grow(np.asarray(v, dtype=np.float64).reshape(batch.n_atoms, 3), n))
+        out = _hvp_jit(spec, _params(params), g, x, batch.n_structures, v)
+        return np.asarray(out)[: batch.n_atoms]
 
     def _chunk(spec, batch, n, factor):
         per_col = factor * column_bytes(spec, batch)
@@ -129,20 +213,22 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> S
         cols = np.arange(3 * N) if columns is None else np.asarray(columns, dtype=np.int64)
         if chunk is None:
             chunk = _chunk(spec, batch, len(cols), 1)
-        p, g, x = _params(params), graph(batch), jnp.asarray(batch.positions)
+        g, x, n = _inputs(batch)
+        p = _params(params)
         out = np.empty((len(cols), N, 3))
         for s in range(0, len(cols), chunk):
             c = cols[s : s + chunk]
-            V = np.zeros((chunk, N, 3))  # fixed chunk shape: one compilation
+            V = np.zeros((chunk, n, 3))  # fixed chunk shape: one compilation
             V[np.arange(len(c)), c // 3, c % 3] = 1.0
-            out[s : s + len(c)] = np.asarray(_hvp_many_jit(spec, p, g, x, 1, jnp.asarray(V)))[: len(c)]
+            out[s : s + len(c)] = np.asarray(_hvp_many_jit(spec, p, g, x, 1, jnp.asarray(V)))[: len(c), :N]
         if columns is not None:
             return out
         return out.reshape(N, 3, N, 3).transpose(2, 0, 3, 1).copy()
 
     @functools.partial(jax.jit, static_argnums=(0, 5, 6))
     def _loss_jit(spec, train, fixed, g, positions, n_struct, lspec, tg, v):
-        n_atoms = jax.ops.segment_sum(jnp.ones(positions.shape[0]), g["atom_struct"], num_segments=n_struct)
+        ones = g["atom_mask"].astype(positions.dtype) if pad else jnp.ones(positions.shape[0])
+        n_atoms = jax.ops.segment_sum(ones, g["atom_struct"], num_segments=n_struct)
 
         def loss(train):
             params = {**fixed, **train}
@@ -161,17 +247,16 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> S
         keys = trainable(spec)
         train = {k: jnp.asarray(params[k]) for k in keys}
         fixed = {k: jnp.asarray(v) for k, v in params.items() if k not in keys}
+        g, x, n = _inputs(batch)
         tg = Targets(
             energy=jnp.asarray(targets.energy, dtype=jnp.float64),
-            forces=jnp.asarray(targets.forces, dtype=jnp.float64),
+            forces=jnp.asarray(_grow(targets.forces, n, np.nan)),
             stress=jnp.asarray(targets.stress, dtype=jnp.float64),
             columns=None,
-            hessian_columns=jnp.asarray(targets.hessian_columns, dtype=jnp.float64),
+            hessian_columns=jnp.asarray(_grow(targets.hessian_columns, n, np.nan)),
         )
-        v = jnp.asarray(column_vectors(batch, targets.columns)) if lspec.hessian else None
-        total, grads, terms = _loss_jit(
-            spec, train, fixed, graph(batch), jnp.asarray(batch.positions), batch.n_structures, lspec, tg, v
-        )
+        v = jnp.asarray(_grow(column_vectors(batch, targets.columns), n)) if lspec.hessian else None
+        total, grads, terms = _loss_jit(spec, train, fixed, g, x, batch.n_structures, lspec, tg, v)
         return float(total), {k: np.asarray(x) for k, x in grads.items()}, {k: float(x) for k, x in terms.items()}
 
     @functools.partial(jax.jit, static_argnums=(0, 4))
@@ -188,18 +273,19 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax") -> S
         list is that of ``batch`` (held fixed; the energy is smooth at the cutoff).
         """
         N = batch.n_atoms
-        u = jnp.asarray(np.asarray(u, dtype=np.float64).reshape(N, 3))
+        g, x, n = _inputs(batch)
+        u = jnp.asarray(_grow(np.asarray(u, dtype=np.float64).reshape(N, 3), n))
         V = np.asarray(V, dtype=np.float64).reshape(-1, N, 3)
         if chunk is None:
             chunk = _chunk(spec, batch, len(V), 2)
-        p, g, x = _params(params), graph(batch), jnp.asarray(batch.positions)
+        p = _params(params)
         out = np.empty_like(V)
         for s in range(0, len(V), chunk):
             c = V[s : s + chunk]
-            pad = np.zeros((chunk, N, 3))  # fixed chunk shape: one compilation
-            pad[: len(c)] = c
-            res = _hvp_derivative_jit(spec, p, g, x, batch.n_structures, u, jnp.asarray(pad))
-            out[s : s + len(c)] = np.asarray(res)[: len(c)]
+            block = np.zeros((chunk, n, 3))  # fixed chunk shape: one compilation
+            block[: len(c), :N] = c
+            res = _hvp_derivative_jit(spec, p, g, x, batch.n_structures, u, jnp.asarray(block))
+            out[s : s + len(c)] = np.asarray(res)[: len(c), :N]
         return out
 
     return SimpleNamespace(
