@@ -14,9 +14,9 @@ from pftlite.potentials.files import builtin_models, resolve_model  # noqa: F401
 
 BACKEND_OPTION = click.option(
     "--backend",
-    default="numba",
-    show_default=True,
-    help="Compute backend: numba (CPU) or jax (CPU/GPU).",
+    default=None,
+    help="Compute backend: numba (CPU) or jax (CPU/GPU). Default: the model's first — numba for the "
+         "built-in model, jax for Nequix and pair potentials.",
 )
 
 

@@ -124,7 +124,7 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     out = check_output(output or model, "--output", force=force if output else None)
     if report:
         check_output(report, "--report", force=force)
-    pot.on(backend)  # fail early if the backend is unavailable for this potential
+    backend = pot.on(backend).backend  # the model's default if not given; fails early if not offered
     train = read_labelled(data, pot, energy_key, forces_key, stress_key)
     test = read_labelled(test_data, pot, energy_key, forces_key, stress_key) if test_data else []
     split = None

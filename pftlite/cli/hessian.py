@@ -77,6 +77,7 @@ def hessian(model, structure, supercell, output, force, no_size_check, backend):
 
     pot = load_model_arg(model)
     ev = pot.on(backend)
+    backend = ev.backend
     check_output(output, "--output", force=force)
     unit = read_all([structure], pot)[0][0]
     smat = _supercell_matrix_from(resolve_structure_file(structure), supercell)

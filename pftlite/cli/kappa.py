@@ -104,7 +104,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
     from pftlite.phonons.relax import RelaxSettings
     from pftlite.potentials.registry import check_backend_name
 
-    check_backend_name(backend)
+    backend = check_backend_name(backend) if backend is not None else None
     temps = tuple(parse_floats(temperatures, "--temperatures"))
     if not temps or not np.all(np.isfinite(temps)) or min(temps) <= 0:
         raise InputError(f"--temperatures: positive kelvin values, got {temperatures!r}")
@@ -124,7 +124,7 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
     mesh3 = _mesh3(mesh) if mesh is not None else default_kappa_settings().mesh
     fc3_method = None if fc3_method == "auto" else fc3_method
-    if fc3_method == "exact" and backend != "jax":
+    if fc3_method == "exact" and backend not in (None, "jax"):
         raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
                          f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
@@ -168,7 +168,11 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, 
     pot = None
     if model_path is not None:
         pot = load_model_arg(model_path)
-        pot.on(backend)  # fail early if the backend is unavailable for this potential
+        ev = pot.on(backend)  # the model's default backend if not given; fails early if not offered
+        backend = ev.backend
+        if protocol.fc3 == "exact" and not ev.exact_hvp_derivative:
+            raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
+                             f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
     refs = [load_fc3_reference(a) for a in refs_args]
     if size_check:
         from pftlite.core.sizes import check_memory

@@ -23,7 +23,7 @@ def run_benchmark(model, filters, protocol, backend, out_dir, plot):
 
     model_path = resolve_model(model)
     pot = load_model_arg(model_path)
-    pot.on(backend)  # fail early if the backend is unavailable for this potential
+    backend = pot.on(backend).backend  # the model's default if not given; fails early if not offered
     out = check_output(out_dir or f"kappa-srme-{model_path.stem}", "--output", folder=True)
     materials = ksrme.select(ksrme.load_ksrme_reference(), [chemical_symbols[z] for z in pot.species])
     if filters:

@@ -110,7 +110,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
     from pftlite.phonons.thermo import ThermoSettings
 
     pot = load_model_arg(model)
-    pot.on(backend)  # fail early if unavailable (or not offered for this potential)
+    backend = pot.on(backend).backend  # the model's default if not given; fails early if not offered
     temps = tuple(parse_floats(temperatures, "--temperatures"))
     if not temps or not np.all(np.isfinite(temps)) or min(temps) < 0:
         raise InputError(f"--temperatures: non-negative kelvin values, got {temperatures!r}")

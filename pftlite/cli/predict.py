@@ -30,6 +30,7 @@ def predict(model, structures, output, force, backend):
 
     pot = load_model_arg(model)
     ev = pot.on(backend)
+    backend = ev.backend
     structs, names = read_all(structures, pot)
     if output and not output.endswith((".json", ".xyz", ".extxyz")):
         raise InputError(f"{output}: output must end in .json, .xyz or .extxyz")

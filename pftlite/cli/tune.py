@@ -150,7 +150,7 @@ def _tune_table(rows: dict) -> str:
 @click.option("--test", "test_data", multiple=True, help="Held-out E/F/S data for the before/after table "
               "(default for si-mlearn: mlearn/Si_test).")  # fmt: skip
 @click.option("--output", "-o", "run_dir", type=click.Path(file_okay=False),
-              help="Run folder (default tune-<model>): checkpoint, logs, loss.png, tuned.npz.")  # fmt: skip
+              help="Run folder (default tune-<model>): checkpoint, logs, loss.png, tuned.npz (tuned.nqx for Nequix).")  # fmt: skip
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML settings file; flags win.")
 @click.option("--epochs", type=int, help="Epochs [20].")
 @click.option("--steps-per-epoch", type=int, help="Phonon steps per epoch [one pass over the upstream data].")
@@ -215,7 +215,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         raise InputError("tune: no phonon data (--phonons)")
     pot = load_model_arg(model)
     meta = pot.metadata
-    pot.on(backend)  # fail early if the backend is unavailable for this potential
+    backend = pot.on(backend).backend  # the model's default if not given; fails early if not offered
     base = TuneConfig()
     opt = AdamWConfig(lr=float(settings.get("lr", 3e-4)), weight_decay=float(settings.get("weight_decay", 0.0)),
                       clip_norm=float(settings.get("clip_norm", 10.0)),
@@ -280,7 +280,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     keep = ("config", "data", "split", "holdout", "best_epoch", "best_phonon_loss", "base_model", "backend")
     provenance = {"command": "tune", **{k: record[k] for k in keep}, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     meta.setdefault("history", []).append(provenance)
-    out_model = run_dir / "tuned.npz"
+    out_model = run_dir / ("tuned.nqx" if pot.kind == "nequix" else "tuned.npz")  # nequix reads .nqx back
     save_potential(out_model, Potential(tuned.spec, tuned.params, meta))
     click.echo(f"{cfg.epochs} epochs x {state['steps_per_epoch']} phonon steps in {dt:.1f} s; best EMA at epoch "
                f"{state['best_epoch']} (full-Hessian {cfg.phonon_loss.hessian_kind.upper()} "

@@ -251,6 +251,8 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
         state = load_checkpoint(ckpt)
         if state["key"] != key:
             raise InputError(f"{ckpt}: checkpoint of a different run (config, model or data); use a new folder or --restart")
+        for group in ("params", "ema", "best", "m", "v"):  # checkpoints hold float64: back to the model's dtype
+            state[group] = {k: np.asarray(v, dtype=params[k].dtype) for k, v in state[group].items()}
         state["params"] = {**params, **state["params"]}
         state["ema"] = {**params, **state["ema"]}
         state["best"] = {**params, **state["best"]}
