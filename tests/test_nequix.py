@@ -103,7 +103,8 @@ def test_derivatives_and_padding_float64():
 
 
 def test_model_names_in_the_cli(tmp_path):
-    """`nequix-mp-1` works as MODEL (info, predict --backend jax); `--backend numba` is one line."""
+    """`nequix-mp-1` works as MODEL (info; predict on its default backend, jax); `--backend numba`
+    is one line."""
     from click.testing import CliRunner
 
     from pftlite.cli import main
@@ -114,9 +115,9 @@ def test_model_names_in_the_cli(tmp_path):
     info = json.loads(r.output)
     assert info["kind"] == "nequix" and info["n_parameters"] == 707_658 and info["backends"] == ["jax"]
     _atoms("NaCl_rocksalt_rattled").write(tmp_path / "nacl.extxyz")
-    r = CliRunner().invoke(main, ["predict", "nequix-mp-1", str(tmp_path / "nacl.extxyz")])
+    r = CliRunner().invoke(main, ["predict", "nequix-mp-1", str(tmp_path / "nacl.extxyz"), "--backend", "numba"])
     assert r.exit_code == 2 and "'nequix' potential has no numba backend; use --backend jax" in r.output
-    r = CliRunner().invoke(main, ["predict", "nequix-mp-1", str(tmp_path / "nacl.extxyz"), "--backend", "jax",
+    r = CliRunner().invoke(main, ["predict", "nequix-mp-1", str(tmp_path / "nacl.extxyz"),  # default: jax
                                   "-o", str(tmp_path / "p.json")])  # fmt: skip
     assert r.exit_code == 0, r.output
     got = json.loads((tmp_path / "p.json").read_text())["results"][0]["energy_eV"]
