@@ -198,6 +198,23 @@ class Potential:
         return evaluator(self, backend)
 
 
+def check_param_shapes(params: dict, want: dict, source: str = "params") -> None:
+    """Raise InputError (naming ``source``) unless ``params`` has exactly the keys of ``want``
+    (key -> shape), with those shapes and finite values. For a family's ``check_params``."""
+    from pftlite.core.errors import InputError
+
+    for k, shape in want.items():
+        if k not in params:
+            raise InputError(f"{source}: missing parameter '{k}'")
+        if tuple(np.shape(params[k])) != tuple(shape):
+            raise InputError(f"{source}: parameter '{k}' has shape {tuple(np.shape(params[k]))}, expected {tuple(shape)}")
+        if not np.all(np.isfinite(params[k])):
+            raise InputError(f"{source}: parameter '{k}' holds NaN or inf")
+    extra = set(params) - set(want)
+    if extra:
+        raise InputError(f"{source}: unexpected parameters {sorted(extra)[:5]}")
+
+
 def backend_module(family: Family, name: str) -> ModuleType:
     """The module computing ``family`` on backend ``name``; one-line errors otherwise."""
     name = str(name).lower()

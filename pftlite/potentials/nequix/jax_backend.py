@@ -17,7 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from pftlite.potentials.jax_autodiff import EXPORTS, edge_vectors, make_backend
-from pftlite.potentials.nequix.model import SILU_NORM, NequixSpec, ir_name, pre_gate_irreps, trainable_keys
+from pftlite.potentials.nequix.model import (
+    SILU_NORM,
+    NequixSpec,
+    ir_name,
+    pre_gate_irreps,
+    trainable_keys,
+)
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,9 +29,8 @@ import numbers
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from pftlite.core.errors import InputError
+from pftlite.potentials.base import check_param_shapes
 
 #: e3nn-jax's normalisation of SiLU (sqrt of E[silu(z)^2], z ~ N(0, 1)) as e3nn computes it in
 #: float32 — the constant the published models were trained and are evaluated with (the exact
@@ -213,13 +212,4 @@ def trainable_keys(spec) -> tuple[str, ...]:
 def check_params(spec: NequixSpec, params: dict, source: str = "params") -> None:
     """Raise InputError on a missing, misshapen, extra or non-finite parameter."""
     want = dict(leaf_layout(spec))
-    for k, shape in want.items():
-        if k not in params:
-            raise InputError(f"{source}: missing parameter '{k}'")
-        if tuple(np.shape(params[k])) != shape:
-            raise InputError(f"{source}: parameter '{k}' has shape {tuple(np.shape(params[k]))}, expected {shape}")
-        if not np.all(np.isfinite(params[k])):
-            raise InputError(f"{source}: parameter '{k}' holds NaN or inf")
-    extra = set(params) - set(want)
-    if extra:
-        raise InputError(f"{source}: unexpected parameters {sorted(extra)[:5]}")
+    check_param_shapes(params, want, source)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pftlite.core.errors import InputError
+from pftlite.potentials.base import check_param_shapes
 
 TRAINABLE = ("e0", "D", "alpha", "r0")
 
@@ -89,16 +90,7 @@ def init_params(spec: PairSpec, D=1.0, alpha=1.5, r0=2.5, e0=0.0) -> dict:
 def check_params(spec: PairSpec, params: dict, source: str = "params") -> None:
     """Raise InputError on a missing, misshapen, extra or non-finite parameter."""
     want = {"e0": (len(spec.species),), "D": (spec.n_pairs,), "alpha": (spec.n_pairs,), "r0": (spec.n_pairs,)}
-    for k, shape in want.items():
-        if k not in params:
-            raise InputError(f"{source}: missing parameter '{k}'")
-        if tuple(np.shape(params[k])) != shape:
-            raise InputError(f"{source}: parameter '{k}' has shape {tuple(np.shape(params[k]))}, expected {shape}")
-        if not np.all(np.isfinite(params[k])):
-            raise InputError(f"{source}: parameter '{k}' holds NaN or inf")
-    extra = set(params) - set(want)
-    if extra:
-        raise InputError(f"{source}: unexpected parameters {sorted(extra)}")
+    check_param_shapes(params, want, source)
 
 
 def phi(r, D, alpha, r0, r_cut, xp=np):
