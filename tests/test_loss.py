@@ -29,10 +29,12 @@ def _problem(readout):
     return spec, params, batch, targets
 
 
-@pytest.mark.parametrize("readout", ["linear", "mlp"])
-def test_param_gradient_fd(backend, readout):
+@pytest.mark.parametrize("readout,kind", [("linear", "mse"), ("mlp", "mse"), ("mlp", "huber")])
+def test_param_gradient_fd(backend, readout, kind):
+    """The gradient of the loss by FD convergence; "huber" with delta 0.05 has residuals on both
+    sides of the threshold (forces ~0.1 eV/Å off the targets)."""
     spec, params, batch, targets = _problem(readout)
-    lspec = LossSpec(energy=1.0, forces=3.0, stress=10.0, hessian=0.5, kind="mse", hessian_kind="mse")
+    lspec = LossSpec(energy=1.0, forces=3.0, stress=10.0, hessian=0.5, kind=kind, hessian_kind="mse", delta=0.05)
     loss, grads, _ = backend.loss_and_grad(spec, params, batch, targets, lspec)
     rng = np.random.default_rng(3)
     direction = {k: rng.normal(size=np.shape(params[k])) for k in grads}
@@ -82,3 +84,23 @@ def test_nan_labels_are_masked(numba_backend):
     part, grads, t_part = numba_backend.loss_and_grad(spec, params, batch, masked, lspec)
     assert np.isfinite(part) and all(np.all(np.isfinite(g)) for g in grads.values())
     assert t_part["energy"] != t_full["energy"]
+
+
+def test_huber_term_and_backends_agree(numba_backend, jax_backend):
+    """Huber: 0.5 r² inside delta, delta (|r| - delta / 2) outside (optax's convention); the
+    two backends give the same loss and gradient."""
+    from pftlite.potentials.loss import loss_value
+
+    r = np.array([[0.01, -0.2, 0.05]])
+    t = Targets(energy=np.array([np.nan]), forces=np.zeros((1, 3)), stress=np.full((1, 3, 3), np.nan),
+                columns=np.array([-1]), hessian_columns=np.full((1, 3), np.nan))  # fmt: skip
+    _, terms = loss_value(LossSpec(energy=0, forces=1, kind="huber", delta=0.1), {"forces": r}, t, np.array([1.0]))
+    want = (0.5 * 0.01**2 + 0.1 * (0.2 - 0.05) + 0.5 * 0.05**2) / 3
+    assert abs(terms["forces"] - want) < 1e-15
+    spec, params, batch, targets = _problem("mlp")
+    lspec = LossSpec(energy=500.0, forces=200.0, stress=50.0, kind="huber", delta=0.1)
+    la, ga, _ = numba_backend.loss_and_grad(spec, params, batch, targets, lspec)
+    lb, gb, _ = jax_backend.loss_and_grad(spec, params, batch, targets, lspec)
+    assert abs(la - lb) <= 1e-10 * abs(la)
+    for k in ga:
+        np.testing.assert_allclose(ga[k], gb[k], rtol=1e-8, atol=1e-10 * np.abs(ga[k]).max())

@@ -245,3 +245,25 @@ def test_cli_tune_rejects_a_bad_schedule_or_hessian_loss(si, tmp_path):
         cfg.write_text(text)
         res = CliRunner().invoke(main, ["tune", "si-mlearn", "--config", str(cfg), "-o", str(tmp_path / "run")])
         assert res.exit_code == 2 and word in res.output, res.output
+
+
+def test_published_recipe_config():
+    """data/pft-nequix-recipe.toml (the nequix-mp-1-pft recipe) passes the settings checks and
+    says what the .nqx header of the published model says."""
+    import json
+    from pathlib import Path
+
+    from pftlite.cli.tune import _read_config, check_tune_settings
+
+    root = Path(__file__).resolve().parents[1]
+    s = check_tune_settings(_read_config(root / "data" / "pft-nequix-recipe.toml"), {})
+    assert s["upstream_loss"] == "huber" and s["huber_delta"] == 0.1 and s["k_upstream"] == 4
+    assert s["upstream_weights"] == [500.0, 200.0, 50.0] and s["phonon_weights"] == [0.0, 20.0, 5.0]
+    assert (s["lr"], s["weight_decay"], s["clip_norm"], s["ema_decay"]) == (3e-4, 1e-3, 100.0, 0.999)
+    nqx = root.parent / "shared" / "data" / "nequix-models" / "nequix-mp-1-pft.nqx"
+    if nqx.exists():
+        h = json.loads(nqx.open("rb").readline())
+        assert (h["hessian_weight"], h["force_weight"], h["stress_weight"]) == (s["hessian_weight"], 20.0, 5.0)
+        assert (h["extra_energy_weight"], h["extra_force_weight"], h["extra_stress_weight"]) == (500.0, 200.0, 50.0)
+        assert (h["learning_rate"], h["weight_decay"], h["grad_clip_norm"], h["ema_decay"]) == (3e-4, 1e-3, 100.0, 0.999)
+        assert h["loss_type"] == "mae" and h["extra_train_steps"] == s["k_upstream"]

@@ -28,7 +28,7 @@ TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",)
 TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
              "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
-             "test")  # fmt: skip
+             "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -76,6 +76,10 @@ _TUNE_RULES = {
     "upstream_val_fraction": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "select_force_budget": (float, lambda v: v >= 0, "a number >= 0"),
     "holdout": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "upstream_loss": (str, lambda v: v in ("mse", "mae", "huber"), "mse, mae or huber"),
+    "huber_delta": (float, lambda v: v > 0, "a number > 0 (eV/atom, eV/Å, eV/Å³)"),
+    "upstream_weights": ("weights", None, "three numbers >= 0: energy, forces, stress"),
+    "phonon_weights": ("weights", None, "three numbers >= 0: energy, forces, stress"),
     "phonons": (list, None, "a list of phonon references"),
     "upstream": (list, None, "a list of labelled data sets (names or files)"),
     "test": (list, None, "a list of labelled data sets (names or files)"),
@@ -101,6 +105,13 @@ def check_tune_settings(settings: dict, origin: dict) -> dict:
                 raise bad
             out[key] = [str(v) for v in value]
             continue
+        if kind == "weights":
+            if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value
+            ):
+                raise bad
+            out[key] = [float(v) for v in value]
+            continue
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise bad
@@ -117,10 +128,9 @@ def check_tune_settings(settings: dict, origin: dict) -> dict:
     return out
 
 
-
-
-
-
+def _weights(w) -> dict:
+    """[E, F, S] of a config -> LossSpec fields (none given: keep the defaults)."""
+    return {} if w is None else {"energy": w[0], "forces": w[1], "stress": w[2]}
 
 
 def _tune_table(rows: dict) -> str:
@@ -228,7 +238,11 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         **{k: settings[k] for k in plain if k in settings},
         optimizer=opt,
         phonon_loss=dataclasses.replace(base.phonon_loss, hessian=float(settings.get("hessian_weight", 100.0)),
-                                        hessian_kind=str(settings.get("hessian_loss", "mae"))),
+                                        hessian_kind=str(settings.get("hessian_loss", "mae")),
+                                        **_weights(settings.get("phonon_weights"))),  # fmt: skip
+        upstream_loss=dataclasses.replace(base.upstream_loss, kind=str(settings.get("upstream_loss", "mse")),
+                                          delta=float(settings.get("huber_delta", base.upstream_loss.delta)),
+                                          **_weights(settings.get("upstream_weights"))),  # fmt: skip
     )
     if cfg.epochs < 1 or cfg.k_upstream < 0 or cfg.upstream_batch < 1 or cfg.phonon_batch < 1 or opt.lr <= 0:
         raise InputError("tune: epochs, upstream/phonon batch and lr must be positive, k-upstream >= 0")

@@ -71,6 +71,8 @@ class TuneConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["optimizer"] = self.optimizer.to_dict()
+        d["phonon_loss"] = self.phonon_loss.to_dict()
+        d["upstream_loss"] = self.upstream_loss.to_dict()
         return d
 
 
