@@ -165,3 +165,46 @@ def test_pair_kappa_command(tmp_path):
     k_model = np.asarray(res["model_kappa"]["kappa_ave"])
     assert res["status"] == "ok" and np.all(np.isfinite(k_model)) and np.all(k_model > 0)
     assert res["model"]["fc3"]["method"] == "exact"
+
+
+def test_self_distillation_and_energy_drift(tmp_path, monkeypatch):
+    """`pftlite tune --distill N`: co-training on N rattled/strained copies of the phonon
+    supercells labelled by the frozen base model (here the pair potential on phonopy NaCl),
+    cached under the base model's fingerprint (a second run reads the cache); the energy drift
+    on test data is reported. The labels are the base model's own predictions."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pftlite.cli import main
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.training.distill import distillation_set
+    from pftlite.training.tune import phonon_items
+
+    data_path("phonopy/NaCl/phonopy_disp.yaml")
+    monkeypatch.setenv("PFTLITE_CACHE", str(tmp_path / "cache"))
+    items = phonon_items([load_reference("phonopy/NaCl")])
+    labelled, rec = distillation_set(NACL, "jax", [it.atoms for it in items], n=3, rattle=0.05, strain=0.01)
+    assert not rec["from_cache"] and len(labelled) == 3 and rec["base_model"] == NACL.fingerprint()
+    again, rec2 = distillation_set(NACL, "jax", [it.atoms for it in items], n=3, rattle=0.05, strain=0.01)
+    assert rec2["from_cache"] and rec2["key"] == rec["key"]
+    for a, b in zip(labelled, again):
+        assert a.info["energy"] == b.info["energy"] and np.array_equal(a.arrays["forces"], b.arrays["forces"])
+    o = NACL.on("jax").energy_forces_stress(make_batch([labelled[1]], NACL))
+    assert labelled[1].info["energy"] == float(o["energy"][0]) and np.abs(labelled[1].arrays["forces"]).max() > 0.01
+    other, rec3 = distillation_set(NACL, "jax", [it.atoms for it in items], n=3, rattle=0.02, strain=0.01)
+    assert rec3["key"] != rec["key"] and not rec3["from_cache"]
+
+    model = save_potential(tmp_path / "pair.npz", NACL)
+    from ase.io import write
+
+    write(tmp_path / "test.extxyz", labelled[:2])  # labelled test data: the base model's own labels
+    args = ["tune", str(model), "--phonons", "phonopy/NaCl", "--distill", "3", "--k-upstream", "1",
+            "--upstream-batch", "2", "--epochs", "1", "--steps-per-epoch", "2", "--lr", "3e-3",
+            "--upstream-val-fraction", "0", "--test", str(tmp_path / "test.extxyz"), "--no-evaluate",
+            "-o", str(tmp_path / "run")]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "self-distillation: 3 copies" in r.output and "(cache:" in r.output and "energy drift" in r.output
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert log["distill"]["key"] == rec["key"] and log["energy_drift_meV_per_atom"]["all"]["n"] == 2

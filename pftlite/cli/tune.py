@@ -28,7 +28,8 @@ TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",)
 TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
              "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
-             "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights")  # fmt: skip
+             "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights", "distill", "distill_rattle",
+             "distill_strain")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -75,6 +76,9 @@ _TUNE_RULES = {
     "hessian_loss": (str, lambda v: v in ("mae", "mse"), "mae or mse"),
     "upstream_val_fraction": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "select_force_budget": (float, lambda v: v >= 0, "a number >= 0"),
+    "distill": (int, lambda v: v >= 0, "an integer >= 0"),
+    "distill_rattle": (float, lambda v: 0 <= v < 1, "a number in [0, 1) (Å)"),
+    "distill_strain": (float, lambda v: 0 <= v < 0.2, "a number in [0, 0.2)"),
     "holdout": (float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
     "upstream_loss": (str, lambda v: v in ("mse", "mae", "huber"), "mse, mae or huber"),
     "huber_delta": (float, lambda v: v > 0, "a number > 0 (eV/atom, eV/Å, eV/Å³)"),
@@ -186,6 +190,11 @@ def _tune_table(rows: dict) -> str:
 @click.option("--holdout", type=float, help="Seeded share of the upstream structures moved to the test data, as "
               "`pftlite fit --holdout` (same split for the same data and --split-seed) [0].")  # fmt: skip
 @click.option("--split-seed", type=int, help="Seed of the --holdout split [0].")
+@click.option("--distill", type=int, help="Self-distillation: this many rattled and strained copies of the phonon "
+              "supercells, labelled (E/F/S) by the frozen base model, added to the co-training data; cached "
+              "under the base model's fingerprint [0].")  # fmt: skip
+@click.option("--distill-rattle", type=float, help="Std of the copies' atomic displacements, Å [0.05].")
+@click.option("--distill-strain", type=float, help="Std of the copies' symmetric strain [0.01].")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
               help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
@@ -263,17 +272,30 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
         tr, te = holdout_split(len(up), holdout["fraction"], holdout["seed"])
         holdout["test"] = te.tolist()
         up, test = [up[i] for i in tr], [up[i] for i in te] + test
-    if cfg.k_upstream and not up:
-        raise InputError("tune: --k-upstream > 0 needs --upstream data (or set --k-upstream 0)")
+    n_distill = int(settings.get("distill", 0))
+    if cfg.k_upstream and not up and not n_distill:
+        raise InputError("tune: --k-upstream > 0 needs --upstream data or --distill N (or set --k-upstream 0)")
     run_dir = check_output(run_dir or f"tune-{model_path.stem}", "--output", folder=True)
     prepare_run_dir(run_dir, restart)
     items = phonon_items(refs)
+    distill = None
+    if n_distill:
+        from pftlite.training.distill import distillation_set
+
+        labelled, distill = distillation_set(pot, backend, [it.atoms for it in items], n=n_distill,
+                                             rattle=float(settings.get("distill_rattle", 0.05)),
+                                             strain=float(settings.get("distill_strain", 0.01)),
+                                             seed=int(settings.get("seed", 0)))  # fmt: skip
+        up = up + labelled
+        click.echo(f"self-distillation: {len(labelled)} copies labelled by the base model "
+                   f"({'cache' if distill['from_cache'] else 'computed'}: {distill['file']})", err=True)  # fmt: skip
     click.echo(f"tune {model_path.name}: {len(items)} phonon structure(s) "
                f"({', '.join(f'{it.name} {len(it.atoms)} atoms' for it in items)}), {len(up)} upstream, "
                f"sampler {cfg.sampler}, K={cfg.k_upstream}, backend {backend} -> {run_dir}/", err=True)  # fmt: skip
     t0 = time.perf_counter()
     with resume_hint(run_dir), epoch_bar("tuning", cfg.epochs, lambda ep, row: f"epoch {ep} hessian {row.get('hessian', float('nan')):.4f}") as progress:
-        state = run_tune(pot, backend, items, up, cfg, run_dir=run_dir, progress=progress)
+        state = run_tune(pot, backend, items, up, cfg, run_dir=run_dir, progress=progress,
+                         data_key=distill["key"] if distill else None)  # fmt: skip
     dt = time.perf_counter() - t0
     tuned = pot.with_params(state["best"])
     # logs
@@ -282,7 +304,15 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
               "split": state["split"], "holdout": holdout, "steps_per_epoch": state["steps_per_epoch"],
               "best_epoch": state["best_epoch"],
               "best_phonon_loss": state["best_loss"], "val_log": state["val_log"], "seconds": dt,
-              "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend}  # fmt: skip
+              "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend,
+              "distill": distill}  # fmt: skip
+    if test:
+        from pftlite.training.distill import energy_drift
+
+        record["energy_drift_meV_per_atom"] = energy_drift(pot, tuned, backend, test)
+        d = record["energy_drift_meV_per_atom"]["all"]
+        click.echo(f"energy drift tuned - base on the test data: mean {d['mean']:+.2f} meV/atom, "
+                   f"max |{d['max_abs']:.2f}| over {d['n']} structures", err=True)  # fmt: skip
     write_json(run_dir / "log.json", record)
     try:
         from pftlite.training.plots import plot_training
@@ -291,7 +321,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     except InputError:
         pass  # no matplotlib: the CSV/JSON logs stay
     meta = dict(meta)
-    keep = ("config", "data", "split", "holdout", "best_epoch", "best_phonon_loss", "base_model", "backend")
+    keep = ("config", "data", "split", "holdout", "best_epoch", "best_phonon_loss", "base_model", "backend", "distill")
     provenance = {"command": "tune", **{k: record[k] for k in keep}, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     meta.setdefault("history", []).append(provenance)
     out_model = run_dir / ("tuned.nqx" if pot.kind == "nequix" else "tuned.npz")  # nequix reads .nqx back

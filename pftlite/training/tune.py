@@ -171,8 +171,9 @@ def eligible(cfg: TuneConfig, val: dict, base_val: dict) -> bool:
     return val["val_forces_mae"] <= (1.0 + cfg.select_force_budget) * base_val["val_forces_mae"]
 
 
-def config_key(cfg: TuneConfig, potential, items, n_upstream) -> str:
-    """Identifies a run (config, base model, data sizes); a checkpoint from another run is refused."""
+def config_key(cfg: TuneConfig, potential, items, n_upstream, data_key: str | None = None) -> str:
+    """Identifies a run (config, base model, data sizes, and ``data_key`` when given: e.g. the
+    self-distillation set's key); a checkpoint from another run is refused."""
     h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
     h.update(json.dumps(potential.spec.to_dict(), sort_keys=True).encode())
     for k in sorted(potential.params):
@@ -181,6 +182,8 @@ def config_key(cfg: TuneConfig, potential, items, n_upstream) -> str:
         h.update(it.name.encode())
         h.update(np.ascontiguousarray(it.fc).tobytes())
     h.update(str(n_upstream).encode())
+    if data_key is not None:
+        h.update(str(data_key).encode())
     return h.hexdigest()[:16]
 
 
@@ -219,7 +222,7 @@ def load_checkpoint(path) -> dict:
 
 
 def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: TuneConfig,
-         run_dir=None, progress=None, stop_after_epoch: int | None = None) -> dict:  # fmt: skip
+         run_dir=None, progress=None, stop_after_epoch: int | None = None, data_key: str | None = None) -> dict:  # fmt: skip
     """Fine-tune ``potential``'s parameters; returns the final state dict: ``best`` (EMA params with the best
     phonon validation loss), ``params``, ``ema``, ``log`` (one row per update),
     ``val_log`` (one row per epoch), ``best_epoch``, ``best_loss``.
@@ -228,6 +231,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     run_dir: where ``checkpoint.npz`` is kept (resume if present and from the same run).
     progress(epoch, step, n_steps, row): called after each phonon step.
     stop_after_epoch: stop (as if killed) after writing this epoch's checkpoint (tests).
+    data_key: identifies data beyond its size (part of the checkpoint's run key).
 
     With no phonon ``items`` this is plain EFS training (:func:`pftlite.training.fit.fit_gradient`):
     each step is ``k_upstream`` upstream updates only, and the kept EMA is the one with the
@@ -247,7 +251,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     select = "phonon_loss" if items else "val_loss"
     if not items and not (cfg.k_upstream and up_train):
         raise ValueError("tune: without phonon items, training needs upstream data and k_upstream >= 1")
-    key = config_key(cfg, potential, items, len(upstream))
+    key = config_key(cfg, potential, items, len(upstream), data_key)
     ckpt = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
