@@ -62,7 +62,7 @@ def record(out: Path, names) -> None:
             _run(setup + ["--force"], d)
         rc, text = _run(COMMANDS[name], d)
         (d / "stdout.txt").write_text(text)
-        if COMMANDS[name][-1] == "--json" or "--json" in COMMANDS[name]:
+        if "--json" in COMMANDS[name]:
             (d / "info.json").write_text(text if rc == 0 else "{}")
         print(f"{name:18s} rc={rc} {time.perf_counter() - t0:6.1f} s", flush=True)
         done.write_text(str(rc))

@@ -141,7 +141,9 @@ def test_a_model_pftlite_writes_loads_in_nequix(tmp_path):
     names = ["GaN_wurtzite_rattled"]
     ours = _predict(tuned, names)
     script = Path(__file__).resolve().parents[1] / "bench" / "nequix_oracle.py"
-    cache = Path(os.environ.get("PFTLITE_CACHE") or Path.home() / ".cache" / "pftlite") / "jax-nequix-oracle"
+    from pftlite.core.cache import cache_root
+
+    cache = cache_root() / "jax-nequix-oracle"
     env = {**os.environ, "JAX_ENABLE_X64": "0", "PYTHONWARNINGS": "ignore", "JAX_COMPILATION_CACHE_DIR": str(cache),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1"}  # fmt: skip
     p = subprocess.run([sys.executable, str(script), "evaluate", str(path)], capture_output=True, text=True,

@@ -159,7 +159,7 @@ def test_pair_kappa_command(tmp_path):
                                   "--backend", "numba", "-o", str(tmp_path / "k0")])  # fmt: skip
     assert r.exit_code == 2 and "no numba backend" in r.output and not (tmp_path / "k0").exists()
     r = CliRunner().invoke(main, ["kappa", str(model), "phono3py/NaCl-222", "--no-relax", "--mesh", "5",
-                                  "-o", str(tmp_path / "k")])  # fmt: skip (default backend: jax for a pair potential)
+                                  "-o", str(tmp_path / "k")])  # fmt: skip
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "k" / "NaCl-222.json").read_text())
     k_model = np.asarray(res["model_kappa"]["kappa_ave"])

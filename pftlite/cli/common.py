@@ -20,6 +20,13 @@ BACKEND_OPTION = click.option(
 )
 
 
+def check_fc3_backend(ev, fc3_method) -> None:
+    """``--fc3 exact`` needs a backend with exact third derivatives (JAX); refused before work."""
+    if fc3_method == "exact" and not ev.exact_hvp_derivative:
+        raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
+                         f"(on {ev.backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
+
+
 def resolve_structure_file(arg) -> Path:
     """A structure file path, or a named reference dataset (e.g. mdr/mp-149)."""
     p = Path(arg)

@@ -12,6 +12,7 @@ import numpy as np
 from pftlite.cli.common import (
     BACKEND_OPTION,
     OneLineCommand,
+    check_fc3_backend,
     fmt_value,
     load_model_arg,
     parse_floats,
@@ -124,9 +125,6 @@ def kappa(args, dft_only, benchmark, out_dir, mesh, temperatures, fc3_method, di
         raise InputError("--benchmark uses each material's reference q mesh; leave out --mesh")
     mesh3 = _mesh3(mesh) if mesh is not None else default_kappa_settings().mesh
     fc3_method = None if fc3_method == "auto" else fc3_method
-    if fc3_method == "exact" and backend not in (None, "jax"):
-        raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
-                         f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
     settings = KappaSettings(temperatures=temps, mesh=mesh3 or (1, 1, 1), isotope=isotope, wigner=wigner,
                              boundary_mfp=boundary_mfp, sigma=sigma, r0_average=r0_average)  # fmt: skip
     protocol = KappaProtocol(relax=RelaxSettings(fmax=fmax) if relax else None, fc3=fc3_method,
@@ -170,9 +168,7 @@ def _run_refs(model_path, refs_args, protocol, backend, out_dir, plot, t_index, 
         pot = load_model_arg(model_path)
         ev = pot.on(backend)  # the model's default backend if not given; fails early if not offered
         backend = ev.backend
-        if protocol.fc3 == "exact" and not ev.exact_hvp_derivative:
-            raise InputError(f"--fc3 exact: third derivatives by autodiff need --backend jax "
-                             f"(on {backend}: --fc3 hvp-fd or displacement)")  # fmt: skip
+        check_fc3_backend(ev, protocol.fc3)
     refs = [load_fc3_reference(a) for a in refs_args]
     if size_check:
         from pftlite.core.sizes import check_memory

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from pftlite.cli.common import load_model_arg, progress_bar, resolve_model
+from pftlite.cli.common import check_fc3_backend, load_model_arg, progress_bar, resolve_model
 from pftlite.core.errors import InputError
 from pftlite.kappa.benchmark import benchmark_protocol, score_one
 
@@ -23,7 +23,9 @@ def run_benchmark(model, filters, protocol, backend, out_dir, plot):
 
     model_path = resolve_model(model)
     pot = load_model_arg(model_path)
-    backend = pot.on(backend).backend  # the model's default if not given; fails early if not offered
+    ev = pot.on(backend)  # the model's default backend if not given; fails early if not offered
+    backend = ev.backend
+    check_fc3_backend(ev, protocol.fc3)
     out = check_output(out_dir or f"kappa-srme-{model_path.stem}", "--output", folder=True)
     materials = ksrme.select(ksrme.load_ksrme_reference(), [chemical_symbols[z] for z in pot.species])
     if filters:

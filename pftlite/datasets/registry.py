@@ -356,12 +356,9 @@ def local_path(name: str) -> Path | None:
 
 def cache_dir() -> Path:
     """Download cache: ``$PFTLITE_CACHE``, else pooch's per-user cache for ``pftlite``."""
-    env = os.environ.get("PFTLITE_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import pooch
+    from pftlite.core.cache import cache_root
 
-    return Path(pooch.os_cache("pftlite"))
+    return cache_root()
 
 
 def available(name: str) -> bool:

@@ -25,15 +25,16 @@ retain_freed_memory()
 
 
 def _use_compilation_cache() -> str | None:
-    """JAX's persistent compilation cache in ``$PFTLITE_CACHE/jax`` (default
-    ``~/.cache/pftlite/jax``) for compilations over 1 s, unless the user set a cache directory
+    """JAX's persistent compilation cache in ``jax/`` of :func:`pftlite.core.cache.cache_root`
+    (``~/.cache/pftlite/jax``) for compilations over 1 s, unless the user set a cache directory
     or ``$PFTLITE_JAX_CACHE=0``. Compiled code only: results do not depend on it."""
     import os
-    from pathlib import Path
+
+    from pftlite.core.cache import cache_root
 
     if os.environ.get("PFTLITE_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
         return jax.config.jax_compilation_cache_dir
-    root = Path(os.environ.get("PFTLITE_CACHE") or Path.home() / ".cache" / "pftlite")
+    root = cache_root()
     try:
         (root / "jax").mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -5,20 +5,20 @@ most users. Co-training on the base model's own energies, forces and stresses of
 strained copies of the phonon structures (and of any structures the user adds) keeps the tuned
 model close to the base away from the phonon data — the job co-training does — without the
 original data. The labels are a function of (base model fingerprint, backend, structures,
-settings) and are cached under that key in ``$PFTLITE_CACHE/distill`` (default
-``~/.cache/pftlite/distill``), written atomically; they mix freely with real DFT E/F/S.
+settings) and are cached under that key in ``distill/`` of
+:func:`pftlite.core.cache.cache_root`, written atomically; they mix freely with real DFT E/F/S.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from pftlite.core.atomic import atomic_path
+from pftlite.core.cache import cache_root
 from pftlite.structures.batch import make_batch
 from pftlite.training.fit import perturbed_copies
 
@@ -26,8 +26,7 @@ CACHE_VERSION = 1
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("PFTLITE_CACHE") or Path.home() / ".cache" / "pftlite"
-    return Path(root) / "distill"
+    return cache_root() / "distill"
 
 
 def distillation_key(potential, backend: str, structures, n: int, rattle: float, strain: float, seed: int) -> str:

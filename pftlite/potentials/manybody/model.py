@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pftlite.core.errors import InputError
+from pftlite.potentials.base import check_param_shapes
 from pftlite.potentials.manybody.basis import DescriptorTables, make_tables
 
 TRAINABLE = ("e0", "w", "W1", "b1", "w2")
@@ -153,16 +154,4 @@ def check_params(spec: ModelSpec, params: dict, source: str = "params") -> None:
     want = {"e0": (S,), "mean": (F,), "scale": (F,), "w": (S, F)}
     if spec.readout == "mlp":
         want.update({"W1": (S, H, F), "b1": (S, H), "w2": (S, H)})
-    for k, shape in want.items():
-        if k not in params:
-            raise InputError(f"{source}: missing parameter '{k}'")
-        if tuple(np.shape(params[k])) != shape:
-            raise InputError(
-                f"{source}: parameter '{k}' has shape {tuple(np.shape(params[k]))}, "
-                f"expected {shape}"
-            )
-        if not np.all(np.isfinite(params[k])):
-            raise InputError(f"{source}: parameter '{k}' holds NaN or inf")
-    extra = set(params) - set(want)
-    if extra:
-        raise InputError(f"{source}: unexpected parameters {sorted(extra)}")
+    check_param_shapes(params, want, source)

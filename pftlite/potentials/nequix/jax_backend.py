@@ -122,8 +122,10 @@ def _site_energies(spec: NequixSpec, params, g, positions, strain):
 
 
 def _column_bytes(spec, batch) -> float:
-    """One vmapped HVP column holds a few (E, 1312, 16) float message tensors."""
-    return 8.0 * max(batch.n_edges, 1) * 1312 * 16
+    """One vmapped HVP column holds a few (E, T, (l_max + 1)^2) message tensors, T the widest
+    layer's tensor-product copies (1312 for Nequix MP)."""
+    T = max(sum(t[4] for t in spec.tp_paths(i)) for i in range(spec.n_layers))
+    return 8.0 * max(batch.n_edges, 1) * T * (spec.lmax + 1) ** 2
 
 
 #: padding buckets start at 16 atoms and 512 edges: every primitive cell shares one compilation

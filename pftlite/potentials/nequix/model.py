@@ -186,7 +186,7 @@ def leaf_layout(spec: NequixSpec) -> list[tuple[str, tuple[int, ...]]]:
         out += [(f"L{i}.mlp{k}", (sizes[k], sizes[k + 1])) for k in range(len(sizes) - 1)]
         ins = spec.layer_in(i)
         out += [(f"L{i}.lin1.{ir_name(l, p)}", (m, m)) for m, l, p in ins]
-        post = _pre_gate(spec, i)
+        post = pre_gate_irreps(spec, i)
         out += [(f"L{i}.lin2.{ir_name(l, p)}", (spec.tp_mul(i, l), m)) for m, l, p in post]
         have = {(l, p): m for m, l, p in ins}
         out += [(f"L{i}.skip.{ir_name(l, p)}", (have[(l, p)], m)) for m, l, p in post if (l, p) in have]
@@ -195,13 +195,11 @@ def leaf_layout(spec: NequixSpec) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _pre_gate(spec: NequixSpec, i: int) -> tuple:
+def pre_gate_irreps(spec: NequixSpec, i: int) -> tuple:
     """Irreps of layer ``i`` before its gate: the scalars plus one gate scalar per l > 0 copy."""
     outs = spec.layer_out(i)
     return ((outs[0][0] + spec.n_gates(i), 0, 1),) + tuple(outs[1:])
 
-
-pre_gate_irreps = _pre_gate
 
 
 def trainable_keys(spec) -> tuple[str, ...]:
