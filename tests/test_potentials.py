@@ -208,3 +208,22 @@ def test_self_distillation_and_energy_drift(tmp_path, monkeypatch):
     assert "self-distillation: 3 copies" in r.output and "(cache:" in r.output and "energy drift" in r.output
     log = json.loads((tmp_path / "run" / "log.json").read_text())
     assert log["distill"]["key"] == rec["key"] and log["energy_drift_meV_per_atom"]["all"]["n"] == 2
+
+    # --distill-from: the user's structures are rattled/strained and labelled too, in equal shares with
+    # the phonon supercells (equal shares); they are part of the cache key and of the run record
+    from ase.build import bulk
+
+    write(tmp_path / "mine.extxyz", bulk("NaCl", "rocksalt", a=5.7, cubic=True))
+    mixed, rec4 = distillation_set(NACL, "jax", [it.atoms for it in items] + [bulk("NaCl", "rocksalt", a=5.7, cubic=True)],
+                                   n=4, rattle=0.05, strain=0.01)  # fmt: skip
+    assert [len(a) for a in mixed] == [64, 64, 8, 8] and rec4["key"] != rec["key"]
+    o = NACL.on("jax").energy_forces_stress(make_batch([mixed[2]], NACL))
+    assert mixed[2].info["energy"] == float(o["energy"][0])
+    r = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "run2"), "--distill", "4",
+                                  "--distill-from", str(tmp_path / "mine.extxyz")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    log = json.loads((tmp_path / "run2" / "log.json").read_text())
+    assert log["distill"]["key"] == rec4["key"] and log["data"]["distill_from"] == [str(tmp_path / "mine.extxyz")]
+    bad = CliRunner().invoke(main, ["tune", str(model), "--phonons", "phonopy/NaCl", "--k-upstream", "0",
+                                    "--distill-from", str(tmp_path / "mine.extxyz"), "-o", str(tmp_path / "run3")])  # fmt: skip
+    assert bad.exit_code == 2 and "--distill-from: needs --distill" in bad.output and not (tmp_path / "run3").exists()

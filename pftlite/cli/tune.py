@@ -15,6 +15,7 @@ from pftlite.cli.common import (
     load_model_arg,
     load_references,
     prepare_run_dir,
+    read_all,
     read_labelled,
     resume_hint,
     user_errors,
@@ -29,7 +30,7 @@ TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phono
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
              "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
              "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights", "distill", "distill_rattle",
-             "distill_strain")  # fmt: skip
+             "distill_strain", "distill_from")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -87,6 +88,7 @@ _TUNE_RULES = {
     "phonons": (list, None, "a list of phonon references"),
     "upstream": (list, None, "a list of labelled data sets (names or files)"),
     "test": (list, None, "a list of labelled data sets (names or files)"),
+    "distill_from": (list, None, "a list of structure files"),
 }
 
 
@@ -193,6 +195,9 @@ def _tune_table(rows: dict) -> str:
 @click.option("--distill", type=int, help="Self-distillation: this many rattled and strained copies of the phonon "
               "supercells, labelled (E/F/S) by the frozen base model, added to the co-training data; cached "
               "under the base model's fingerprint [0].")  # fmt: skip
+@click.option("--distill-from", "distill_from", multiple=True, metavar="FILE",
+              help="Structures (any file ASE reads) whose rattled/strained copies join the phonon supercells' in "
+                   "--distill; repeatable.")  # fmt: skip
 @click.option("--distill-rattle", type=float, help="Std of the copies' atomic displacements, Å [0.05].")
 @click.option("--distill-strain", type=float, help="Std of the copies' symmetric strain [0.01].")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
@@ -200,7 +205,8 @@ def _tune_table(rows: dict) -> str:
               help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
 @BACKEND_OPTION
 @user_errors
-def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart, evaluate, backend, **flags):
+def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_file, restart, evaluate, backend,
+         **flags):  # fmt: skip
     """Phonon fine-tuning of MODEL: one sampled DFT Hessian column per phonon structure per step
     (one HVP), co-trained on upstream energies/forces/stresses. Resumes from the run folder's
     checkpoint. With no arguments: the built-in si-mlearn on mdr/mp-149 + mlearn Si."""
@@ -220,7 +226,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     given = {k: v for k, v in flags.items() if v is not None}
     settings.update(given)
     origin.update({k: f"--{k.replace('_', '-')}" for k in given})
-    lists = {"phonons": phonon_refs, "upstream": upstream, "test": test_data}
+    lists = {"phonons": phonon_refs, "upstream": upstream, "test": test_data, "distill_from": distill_from}
     for k, v in lists.items():
         if v:
             settings[k] = list(v)
@@ -275,6 +281,9 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     n_distill = int(settings.get("distill", 0))
     if cfg.k_upstream and not up and not n_distill:
         raise InputError("tune: --k-upstream > 0 needs --upstream data or --distill N (or set --k-upstream 0)")
+    if settings.get("distill_from") and not n_distill:
+        raise InputError("--distill-from: needs --distill N > 0 (the number of labelled copies)")
+    extra = read_all(settings["distill_from"], pot)[0] if settings.get("distill_from") else []
     run_dir = check_output(run_dir or f"tune-{model_path.stem}", "--output", folder=True)
     prepare_run_dir(run_dir, restart)
     items = phonon_items(refs)
@@ -282,7 +291,7 @@ def tune(model, phonon_refs, upstream, test_data, run_dir, config_file, restart,
     if n_distill:
         from pftlite.training.distill import distillation_set
 
-        labelled, distill = distillation_set(pot, backend, [it.atoms for it in items], n=n_distill,
+        labelled, distill = distillation_set(pot, backend, [it.atoms for it in items] + extra, n=n_distill,
                                              rattle=float(settings.get("distill_rattle", 0.05)),
                                              strain=float(settings.get("distill_strain", 0.01)),
                                              seed=int(settings.get("seed", 0)))  # fmt: skip
