@@ -89,7 +89,8 @@ def test_energies_forces_stress_equal_nequix_float64():
 
 def test_derivatives_and_padding_float64():
     """Forces, stress and HVPs are the derivatives of the energy (FD convergence, float64), and
-    the padding to a size bucket changes nothing: a 2x1x1 supercell has twice the energy."""
+    the padding to a size bucket changes nothing: a 2x1x1 supercell has twice the energy, and a
+    batch of three structures of different sizes and species predicts what each does alone."""
     from pftlite.structures.batch import make_batch
     from pftlite.testing import check_derivatives
 
@@ -100,6 +101,16 @@ def test_derivatives_and_padding_float64():
     e1 = ev.energy_forces_stress(make_batch([a], pot))["energy"][0]
     e2 = ev.energy_forces_stress(make_batch([a.repeat((2, 1, 1))], pot))["energy"][0]
     assert abs(e2 - 2 * e1) <= 1e-9 * abs(e1)
+    # a batch of structures of different sizes and species = each alone (PFT phonon batches)
+    parts = [a, _atoms("GaN_wurtzite_rattled"), _atoms("Si3C2_triclinic")]
+    both = ev.energy_forces_stress(make_batch(parts, pot))
+    off = 0
+    for k, p in enumerate(parts):
+        one = ev.energy_forces_stress(make_batch([p], pot))
+        assert abs(both["energy"][k] - one["energy"][0]) <= 1e-9 * abs(one["energy"][0])
+        np.testing.assert_allclose(both["forces"][off : off + len(p)], one["forces"], atol=1e-9)
+        np.testing.assert_allclose(both["stress"][k], one["stress"][0], atol=1e-10)
+        off += len(p)
 
 
 def test_model_names_in_the_cli(tmp_path):

@@ -227,3 +227,43 @@ def test_self_distillation_and_energy_drift(tmp_path, monkeypatch):
     bad = CliRunner().invoke(main, ["tune", str(model), "--phonons", "phonopy/NaCl", "--k-upstream", "0",
                                     "--distill-from", str(tmp_path / "mine.extxyz"), "-o", str(tmp_path / "run3")])  # fmt: skip
     assert bad.exit_code == 2 and "--distill-from: needs --distill" in bad.output and not (tmp_path / "run3").exists()
+
+
+def test_phonon_batch_mixes_sizes_and_species():
+    """A phonon batch of structures of different sizes and compositions (the 64-atom NaCl
+    supercell and a 16-atom Na-rich cell), one sampled column each: every loss term is the mean
+    over all labelled entries, so the batch's term is the entry-weighted mean of the single-
+    structure terms, and so is its parameter gradient (through the shared JAX trainer code that
+    every padded or unpadded JAX potential uses)."""
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.phonons.symmetry import orbits
+    from pftlite.potentials.loss import LossSpec
+    from pftlite.training.tune import PhononItem, phonon_items, phonon_targets
+
+    data_path("phonopy/NaCl/phonopy_disp.yaml")
+    big = phonon_items([load_reference("phonopy/NaCl")])[0]
+    small_atoms = _rattled(bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat((2, 1, 1)), seed=7)
+    small_atoms.numbers[[1, 3, 5]] = 11  # Na-rich: another composition
+    H = closed_form(NACL.spec, NACL.params, make_batch([small_atoms], NACL))["hessian"]
+    small = PhononItem("Na-rich", small_atoms, 1.1 * H, orbits(small_atoms))  # labels: a stiffer model
+    ev = NACL.on("jax")
+    cols = {"big": 77, "small": 20}
+    params = {k: np.asarray(v) * 1.02 for k, v in NACL.params.items()}  # off the labels' model
+    for lspec, counts in ((LossSpec(energy=0.0, forces=0.0, stress=0.0, hessian=1.0, kind="mse", hessian_kind="mae"),
+                           (3 * len(big.atoms), 3 * len(small_atoms))),
+                          (LossSpec(energy=0.0, forces=1.0, stress=0.0, hessian=0.0, kind="mse"),
+                           (3 * len(big.atoms), 3 * len(small_atoms))),
+                          (LossSpec(energy=0.0, forces=0.0, stress=1.0, hessian=0.0, kind="mse"), (9, 9))):  # fmt: skip
+        single = []
+        for it, c in ((big, cols["big"]), (small, cols["small"])):
+            b = make_batch([it.atoms], NACL)
+            single.append(ev.loss_and_grad(b, phonon_targets([it], b, [c]), lspec, params=params))
+        b = make_batch([big.atoms, small.atoms], NACL)
+        loss, grads, _ = ev.loss_and_grad(b, phonon_targets([big, small], b, [cols["big"], cols["small"]]), lspec,
+                                          params=params)  # fmt: skip
+        w = np.array(counts, dtype=float) / sum(counts)
+        assert single[0][0] > 0 and single[1][0] > 0 and abs(single[0][0] - single[1][0]) > 1e-3 * loss
+        np.testing.assert_allclose(loss, w[0] * single[0][0] + w[1] * single[1][0], rtol=1e-12)
+        for k in grads:
+            np.testing.assert_allclose(grads[k], w[0] * single[0][1][k] + w[1] * single[1][1][k], rtol=1e-10,
+                                       atol=1e-14 * np.abs(grads[k]).max())  # fmt: skip
