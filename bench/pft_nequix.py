@@ -65,30 +65,82 @@ def pftlite(*args, log: Path) -> None:
 
 def models(out: Path) -> dict:
     return {"base": "nequix-mp-1", "tuned-k0": out / "tune-k0" / "tuned.nqx",
-            "tuned-k4": out / "tune-k4" / "tuned.nqx", "published-pft": "nequix-mp-1-pft"}  # fmt: skip
+            "tuned-k4": out / "tune-k4" / "tuned.nqx", "published-pft": "nequix-mp-1-pft",
+            "tuned-wide": out / "tune-wide" / "tuned.nqx"}  # fmt: skip
 
 
-def stage_tune(out: Path, k: int, args) -> Path:
-    run = out / f"tune-k{k}"
+def wide_seeds(out: Path, per_element: int = 8) -> Path:
+    """Seed structures of the ``tune-wide`` distillation besides the phonon supercells:
+    ``per_element`` evenly spaced structures of each mlearn training set (Si, Ge, Li, Mo), fcc Cu
+    and Ni cells (their training sets are not registered datasets) and the held-out
+    references' supercells at the DFT geometry. Structures only: no DFT label is used."""
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.io import write
+
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.potentials import load_potential
+    from pftlite.training.tune import phonon_items
+
+    path = out / "wide-seeds.extxyz"
+    if not path.exists():
+        from pftlite.cli.common import read_all
+
+        pot = load_potential("nequix-mp-1")
+        cells = []
+        for el in ("Si", "Ge", "Li", "Mo"):
+            structs = read_all([f"mlearn/{el}_training"], pot)[0]
+            cells += [
+                structs[i]
+                for i in np.linspace(0, len(structs) - 1, per_element).round().astype(int)
+            ]
+        cells += [
+            bulk("Cu", "fcc", a=3.63, cubic=True).repeat(2),
+            bulk("Ni", "fcc", a=3.52, cubic=True).repeat(2),
+        ]
+        cells += [
+            it.atoms for it in phonon_items([load_reference(r) for r in HELDOUT if "NaCl" not in r])
+        ]
+        cells = [
+            Atoms(a.numbers, positions=a.positions, cell=a.cell[:], pbc=True) for a in cells
+        ]  # no labels
+        tmp = path.with_suffix(".tmp.extxyz")
+        write(tmp, cells)
+        os.replace(tmp, path)
+    return path
+
+
+def stage_tune(out: Path, k: int, args, wide: bool = False) -> Path:
+    """K = k co-training on self-distillation of the phonon supercells; ``wide``: also of
+    :func:`wide_seeds` (mlearn Si/Ge/Li/Mo training structures, fcc Cu/Ni, held-out supercells),
+    4x the copies — co-training data covering the elements the forgetting check tests."""
+    name = "tune-wide" if wide else f"tune-k{k}"
+    run = out / name
     if (run / "tuned.nqx").exists() and (run / "log.json").exists():
         return run / "log.json"
     extra = (
-        ["--distill", args.distill, "--upstream-batch", args.upstream_batch]
+        ["--distill", args.distill * (4 if wide else 1), "--upstream-batch", args.upstream_batch]
         if k
         else ["--k-upstream", 0]
     )
+    if wide:
+        extra += ["--distill-from", wide_seeds(out)]
     phon = [x for r in TRAIN for x in ("--phonons", r)]
     pftlite("tune", "nequix-mp-1", "--config", RECIPE, *phon, *extra, "--epochs", args.epochs,
             "--steps-per-epoch", args.steps // args.epochs, "--ema-decay", args.ema, "--lr", args.lr,
-            "--seed", args.seed, "--no-evaluate", "-o", run, log=out / f"tune-k{k}.log")  # fmt: skip
+            "--seed", args.seed, "--no-evaluate", "-o", run, log=out / f"{name}.log")  # fmt: skip
     return run / "log.json"
 
 
-def stage_phonons(out: Path, label: str, model) -> Path:
-    folder = out / f"phonons-{label}"
+def stage_phonons(out: Path, label: str, model, relax: bool = True) -> Path:
+    """MDR protocol (relax=True) or force constants at the DFT geometry (relax=False: the
+    error of the fc alone, without that of the model's equilibrium cell)."""
+    name = f"phonons-{label}" if relax else f"fixed-{label}"
+    folder = out / name
     if (folder / "summary.json").exists():
         return folder / "summary.json"
-    pftlite("phonons", model, *TRAIN, *HELDOUT, "-o", folder, log=out / f"phonons-{label}.log")
+    flags = [] if relax else ["--no-relax"]
+    pftlite("phonons", model, *TRAIN, *HELDOUT, *flags, "-o", folder, log=out / f"{name}.log")
     return folder / "summary.json"
 
 
@@ -136,66 +188,76 @@ def _mae(rows: dict, names) -> dict:
     return {m: float(np.mean([abs(rows[n][m]) for n in names])) for m in METRICS}
 
 
-def report(out: Path, labels) -> str:
-    """report.md / report.json from whatever stages are finished."""
-    from pftlite.phonons.runs import write_json
-
-    lines, data = [], {"phonons": {}, "forget": {}, "kappa": {}, "tune": {}}
+def _phonon_tables(out: Path, labels, prefix: str, title: str, lines: list, data: dict) -> None:
+    """Per-material errors and per-set MAE (with the change vs the base model) of the
+    ``<prefix>-<label>`` phonons folders into ``lines`` (markdown) and ``data[prefix]``."""
     held = [r.split("/")[-1] for r in HELDOUT]
     train = [r.split("/")[-1] for r in TRAIN]
     for label in labels:
-        folder = out / f"phonons-{label}"
         rows = {}
         for name in train + held:
-            f = folder / f"{name}.json"
+            f = out / f"{prefix}-{label}" / f"{name}.json"
             if f.exists():
-                rec = json.loads(f.read_text())
-                err = rec.get("errors") or {}
+                err = json.loads(f.read_text()).get("errors") or {}
                 if all(m in err for m in METRICS):
-                    rows[name] = {m: err[m] for m in METRICS}
-        data["phonons"][label] = rows
+                    rows[name] = {m: err[m] for m in (*METRICS, "fc_rmse", "freq_mae_THz")}
+        if rows:
+            data[prefix][label] = rows
+    if not data[prefix]:
+        return
+    lines.append(f"## {title}: model − DFT at 300 K (ω_max K, S J/K/mol, F kJ/mol, C_V J/K/mol)\n")
     lines.append(
-        "## MDR errors (model − DFT at 300 K; ω_max K, S J/K/mol, F kJ/mol, C_V J/K/mol)\n"
+        "| model | material | set | Δω_max | ΔS | ΔF | ΔC_V | fc RMSE eV/Å² | freq MAE THz |"
     )
-    lines.append(
-        "| model | material | set | Δω_max | ΔS | ΔF | ΔC_V |\n|---|---|---|---|---|---|---|"
-    )
-    for label, rows in data["phonons"].items():
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for label, rows in data[prefix].items():
         for name, r in rows.items():
             kind = (
                 "train"
                 if name in train
-                else ("held-out (same compound)" if name in SAME_AS_TRAIN else "held-out")
+                else "held-out (same compound)"
+                if name in SAME_AS_TRAIN
+                else "held-out"
             )
+            cells = " | ".join(f"{r[m]:+.3f}" for m in METRICS)
             lines.append(
-                f"| {label} | {name} | {kind} | "
-                + " | ".join(f"{r[m]:+.3f}" for m in METRICS)
-                + " |"
+                f"| {label} | {name} | {kind} | {cells} | {r['fc_rmse']:.4f} | {r['freq_mae_THz']:.3f} |"
             )
-    lines.append("\n## Mean absolute MDR errors per set, and change vs the base model\n")
-    lines.append(
-        "| model | set | n | ω_max | S | F | C_V | mean change vs base |\n|---|---|---|---|---|---|---|---|"
-    )
+    lines.append(f"\n## {title}: mean absolute errors per set, change vs the base model\n")
+    lines.append("| model | set | n | ω_max | S | F | C_V | mean change vs base |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     sets = {
         "train": train,
         "held-out": [n for n in held if n not in SAME_AS_TRAIN],
         "held-out + NaCl-222": held,
     }
-    base_rows = data["phonons"].get("base", {})
-    for label, rows in data["phonons"].items():
+    base_rows = data[prefix].get("base", {})
+    for label, rows in data[prefix].items():
         for sname, names in sets.items():
             have = [n for n in names if n in rows and n in base_rows]
             if not have:
                 continue
             m, b = _mae(rows, have), _mae(base_rows, have)
-            change = np.mean([100 * (m[k] / b[k] - 1) for k in METRICS if b[k] > 0])
-            data.setdefault("mae", {}).setdefault(label, {})[sname] = {
-                "n": len(have),
-                **m,
-                "change_pct": float(change),
-            }
-            lines.append(f"| {label} | {sname} | {len(have)} | " + " | ".join(f"{m[k]:.3f}" for k in METRICS)
-                         + f" | {change:+.0f} % |")  # fmt: skip
+            per = {k: 100 * (m[k] / b[k] - 1) for k in METRICS if b[k] > 0}
+            change = float(np.mean(list(per.values())))
+            data.setdefault(f"{prefix}_mae", {}).setdefault(label, {})[sname] = {
+                "n": len(have), **m, "change_pct": change, "change_pct_per_metric": per}  # fmt: skip
+            cells = " | ".join(f"{m[k]:.3f} ({per.get(k, 0):+.0f} %)" for k in METRICS)
+            lines.append(f"| {label} | {sname} | {len(have)} | {cells} | {change:+.0f} % |")
+    lines.append("")
+
+
+def report(out: Path, labels) -> str:
+    """report.md / report.json from whatever stages are finished."""
+    from pftlite.phonons.runs import write_json
+
+    lines, data = [], {"phonons": {}, "fixed": {}, "forget": {}, "kappa": {}, "tune": {}}
+    titles = {
+        "phonons": "MDR protocol (model-relaxed cell)",
+        "fixed": "force constants at the DFT geometry (--no-relax)",
+    }
+    for prefix, title in titles.items():
+        _phonon_tables(out, labels, prefix, title, lines, data)
     base_f = out / "forget-base.json"
     if base_f.exists():
         base = json.loads(base_f.read_text())
@@ -286,7 +348,7 @@ def main(argv=None) -> None:
         "--kappa-models",
         nargs="*",
         default=["base", "tuned-k4", "published-pft"],
-        choices=["base", "tuned-k0", "tuned-k4", "published-pft"],
+        choices=["base", "tuned-k0", "tuned-k4", "published-pft", "tuned-wide"],
     )
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -294,7 +356,8 @@ def main(argv=None) -> None:
     ms = models(out)
     order = ["tune-k4", "phonons-base", "phonons-tuned-k4", "forget-base", "forget-tuned-k4",  # the main result first
              "tune-k0", "phonons-tuned-k0", "forget-tuned-k0", "phonons-published-pft", "forget-published-pft",
-             *[f"kappa-{m}" for m in args.kappa_models], "report"]  # fmt: skip
+             *[f"fixed-{m}" for m in ms if m != "tuned-wide"], *[f"kappa-{m}" for m in args.kappa_models],
+             "tune-wide", "phonons-tuned-wide", "forget-tuned-wide", "fixed-tuned-wide", "report"]  # fmt: skip
     todo = args.stages or order
     unknown = set(todo) - set(order)
     if unknown:
@@ -304,7 +367,7 @@ def main(argv=None) -> None:
     for stage in [s for s in order if s in todo]:
         kind, _, label = stage.partition("-")
         if (
-            kind in ("phonons", "forget", "kappa")
+            kind in ("phonons", "fixed", "forget", "kappa")
             and isinstance(ms[label], Path)
             and not ms[label].exists()
         ):
@@ -314,9 +377,11 @@ def main(argv=None) -> None:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         print(f"== {stage}", flush=True)
         if kind == "tune":
-            stage_tune(out, int(label[1:]), args)
+            stage_tune(out, 4 if label == "wide" else int(label[1:]), args, wide=label == "wide")
         elif kind == "phonons":
             stage_phonons(out, label, ms[label])
+        elif kind == "fixed":
+            stage_phonons(out, label, ms[label], relax=False)
         elif kind == "forget":
             stage_forget(out, label, ms[label])
         elif kind == "kappa":
