@@ -21,7 +21,7 @@ Usage::
 
     python bench/pft_nequix.py -o pft-nequix                 # everything (hours on 2 CPU cores)
     python bench/pft_nequix.py -o pft-nequix --stages tune-k0 phonons-base report
-    python bench/pft_nequix.py -o pft-nequix --steps 64 --kappa mp-149 mp-1000 mp-22922
+    python bench/pft_nequix.py -o pft-nequix --steps 64 --kappa mp-22922 mp-1000 mp-2172
 
 Training and held-out PBE references are ``TRAIN`` and ``HELDOUT`` below; mp-149 and mp-1000
 are also in the published PFT model's training split. phono3py NaCl-222 is the same compound as
@@ -342,7 +342,10 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--kappa", nargs="*", default=["mp-149", "mp-22922", "mp-1000"], help="κ_SRME materials."
+        "--kappa",
+        nargs="*",
+        default=["mp-22922", "mp-1000", "mp-2172"],
+        help="κ_SRME materials (AgCl, BaTe rock salt; AlAs zinc blende).",
     )
     ap.add_argument(
         "--kappa-models",
