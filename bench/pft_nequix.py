@@ -293,17 +293,26 @@ def report(out: Path, labels) -> str:
         if f.exists():
             s = json.loads(f.read_text())
             krows[label] = s
-            data["kappa"][label] = {"srme": s.get("srme") or s.get("mean_srme"), "rows": s["rows"]}
+            data["kappa"][label] = {"mean_srme": s.get("mean_srme"), "rows": s["rows"]}
     if krows:
         lines.append("\n## κ_SRME (300 K) per material: SRME, κ̄ model / DFT W/m-K, time s\n")
         lines.append("| model | material | SRME | κ̄ model | κ̄ DFT | s |\n|---|---|---|---|---|---|")
+        for label, sm in krows.items():
+            lines.append(
+                f"| {label} | mean over {sm['n']} ({sm['n_failed']} failed) | {sm['mean_srme']:.3f} | | | |"
+            )
         for label in krows:
             folder = out / f"kappa-{label}"
             for f in sorted(folder.glob("mp-*.json")):
                 row = json.loads(f.read_text())
                 sc = row["score"]
-                lines.append(f"| {label} | {row['material']} | {sc['srme']:.3f} | {sc.get('kappa_pred', float('nan')):.3f} | "
-                             f"{sc.get('kappa_dft', float('nan')):.3f} | {row['seconds']:.0f} |")  # fmt: skip
+                pred = (
+                    "failed: " + str(sc.get("failure"))
+                    if sc.get("kappa_pred") is None
+                    else f"{sc['kappa_pred']:.3f}"
+                )
+                lines.append(f"| {label} | {row['material']} | {sc['srme']:.3f} | {pred} | {sc['kappa_dft']:.3f} | "
+                             f"{row['seconds']:.0f} |")  # fmt: skip
     for k in (0, 4):
         f = out / f"tune-k{k}" / "log.json"
         if f.exists():
