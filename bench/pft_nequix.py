@@ -1,21 +1,27 @@
 """Phonon fine-tuning of the foundation model nequix-mp-1 with pftlite (issue 15's demonstration).
 
-Stages, run in this order; each writes its result under the work folder when it finishes, and
-a finished stage is skipped on the next call, so the script can be killed and run again:
+Stages (``order`` in :func:`main`); each writes its result under the work folder when it
+finishes, and a finished stage is skipped on the next call, so the script can be killed and
+run again (a stage killed half-way starts again, or resumes where its command does):
 
-1. ``tune-k0`` / ``tune-k4``: ``pftlite tune nequix-mp-1`` on the training references with the
-   published recipe (``data/pft-nequix-recipe.toml``), without co-training (K = 0) and with
-   K = 4 self-distillation co-training (``--distill``: base-model labels on rattled/strained copies
-   of the phonon supercells). The tune command resumes from its own checkpoint.
+1. ``tune-k4`` / ``tune-k0``: ``pftlite tune nequix-mp-1`` on the training references with the
+   published recipe (``data/pft-nequix-recipe.toml``), with K = 4 self-distillation co-training
+   (``--distill``: base-model labels on rattled/strained copies of the phonon supercells) and
+   without co-training (K = 0). The tune command resumes from its own checkpoint.
 2. ``phonons-<model>``: the MDR protocol (``pftlite phonons``: relax, analytic fc, 300 K ω_max,
-   S, F, C_V) on the training and held-out references, for base ``nequix-mp-1``, the two tuned
+   S, F, C_V) on the training and held-out references, for base ``nequix-mp-1``, the tuned
    models and the published ``nequix-mp-1-pft``; one JSON per material, so also resumable.
+   ``fixed-<model>``: the same at the DFT geometry (``--no-relax``).
 3. ``forget-<model>``: energies and forces on the mlearn test sets (Si, Ge, Li, Mo, Cu, Ni):
    force MAE vs DFT and the per-atom energy drift vs the base model.
-4. ``kappa-<model>``: ``pftlite kappa MODEL --benchmark`` on a few κ_SRME materials.
-5. ``report``: markdown tables (``report.md``) and every number (``report.json``).
+4. ``kappa-<model>``: ``pftlite kappa MODEL --benchmark`` on a few κ_SRME materials
+   (``--kappa-models``).
+5. ``tune-wide`` and its evaluations: K = 4 with the distillation also over
+   :func:`wide_seeds`.
+6. ``report``: markdown tables (``report.md``) and every number (``report.json``).
 
-Wall and CPU time (this process's children) of each stage go to ``<out>/times.json``.
+Wall and CPU time (this process and its children) of each stage that ran to its end go to
+``<out>/times.json``; a stage resumed after a kill records only its last part.
 
 Usage::
 
@@ -33,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -42,12 +47,18 @@ from pathlib import Path
 
 import numpy as np
 
+from pftlite.core.atomic import atomic_path
+from pftlite.phonons.runs import write_json
+
 TRAIN = ["mdr/mp-149", "mdr/mp-1000", "phonopy/NaCl", "phonopy/MgO"]
 HELDOUT = ["phonopy/ZnO", "phonopy/MgB2", "phonopy/SiO2-HP", "phono3py/NaCl-222"]
 SAME_AS_TRAIN = {"NaCl-222"}
 MLEARN = ["Si", "Ge", "Li", "Mo", "Cu", "Ni"]
 METRICS = ("omega_max_K", "S", "F", "C_V")
 RECIPE = Path(__file__).resolve().parent.parent / "data" / "pft-nequix-recipe.toml"
+
+
+# Every stage_* function returns True if it ran, False if it found its result already there.
 
 
 def cpu_children() -> float:
@@ -104,20 +115,19 @@ def wide_seeds(out: Path, per_element: int = 8) -> Path:
         cells = [
             Atoms(a.numbers, positions=a.positions, cell=a.cell[:], pbc=True) for a in cells
         ]  # no labels
-        tmp = path.with_suffix(".tmp.extxyz")
-        write(tmp, cells)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            write(tmp, cells, format="extxyz")
     return path
 
 
-def stage_tune(out: Path, k: int, args, wide: bool = False) -> Path:
+def stage_tune(out: Path, k: int, args, wide: bool = False) -> bool:
     """K = k co-training on self-distillation of the phonon supercells; ``wide``: also of
     :func:`wide_seeds` (mlearn Si/Ge/Li/Mo training structures, fcc Cu/Ni, held-out supercells),
     4x the copies — co-training data covering the elements the forgetting check tests."""
     name = "tune-wide" if wide else f"tune-k{k}"
     run = out / name
     if (run / "tuned.nqx").exists() and (run / "log.json").exists():
-        return run / "log.json"
+        return False
     extra = (
         ["--distill", args.distill * (4 if wide else 1), "--upstream-batch", args.upstream_batch]
         if k
@@ -129,31 +139,30 @@ def stage_tune(out: Path, k: int, args, wide: bool = False) -> Path:
     pftlite("tune", "nequix-mp-1", "--config", RECIPE, *phon, *extra, "--epochs", args.epochs,
             "--steps-per-epoch", args.steps // args.epochs, "--ema-decay", args.ema, "--lr", args.lr,
             "--seed", args.seed, "--no-evaluate", "-o", run, log=out / f"{name}.log")  # fmt: skip
-    return run / "log.json"
+    return True
 
 
-def stage_phonons(out: Path, label: str, model, relax: bool = True) -> Path:
+def stage_phonons(out: Path, label: str, model, relax: bool = True) -> bool:
     """MDR protocol (relax=True) or force constants at the DFT geometry (relax=False: the
     error of the fc alone, without that of the model's equilibrium cell)."""
     name = f"phonons-{label}" if relax else f"fixed-{label}"
     folder = out / name
     if (folder / "summary.json").exists():
-        return folder / "summary.json"
+        return False
     flags = [] if relax else ["--no-relax"]
     pftlite("phonons", model, *TRAIN, *HELDOUT, *flags, "-o", folder, log=out / f"{name}.log")
-    return folder / "summary.json"
+    return True
 
 
-def stage_forget(out: Path, label: str, model) -> Path:
+def stage_forget(out: Path, label: str, model) -> bool:
     """Per-structure energies (eV/atom) and force MAE on the mlearn test sets -> forget-<label>.json."""
     from pftlite.cli.common import read_labelled
-    from pftlite.phonons.runs import write_json
     from pftlite.potentials import load_potential
     from pftlite.structures.batch import make_batch
 
     path = out / f"forget-{label}.json"
     if path.exists():
-        return path
+        return False
     pot = load_potential(model)
     ev = pot.on("jax")
     res = {}
@@ -171,21 +180,21 @@ def stage_forget(out: Path, label: str, model) -> Path:
             flush=True,
         )
     write_json(path, res)
-    return path
+    return True
 
 
-def stage_kappa(out: Path, label: str, model, materials) -> Path:
+def stage_kappa(out: Path, label: str, model, materials) -> bool:
     folder = out / f"kappa-{label}"
     if (folder / "summary.json").exists():
         done = json.loads((folder / "summary.json").read_text())
         if len(done.get("rows", [])) == len(materials):
-            return folder / "summary.json"
+            return False
     # fc3 from phono3py's displaced pairs (the κ_SRME protocol's own route): ~150 force calls
     # per material; exact third derivatives take 3N jvp-of-HVP columns per displacement
     # direction (measured: > 11 min for one zinc-blende material on 2 cores)
     pftlite("kappa", model, "--benchmark", *materials, "--fc3", "displacement", "-o", folder,
             log=out / f"kappa-{label}.log")  # fmt: skip
-    return folder / "summary.json"
+    return True
 
 
 def _mae(rows: dict, names) -> dict:
@@ -253,7 +262,6 @@ def _phonon_tables(out: Path, labels, prefix: str, title: str, lines: list, data
 
 def report(out: Path, labels) -> str:
     """report.md / report.json from whatever stages are finished."""
-    from pftlite.phonons.runs import write_json
 
     lines, data = [], {"phonons": {}, "fixed": {}, "forget": {}, "kappa": {}, "tune": {}}
     titles = {
@@ -331,7 +339,8 @@ def report(out: Path, labels) -> str:
             f"| total | {sum(v['wall'] for v in t.values()):.0f} | {sum(v['cpu'] for v in t.values()):.0f} |"
         )
     text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
+    with atomic_path(out / "report.md") as tmp:
+        Path(tmp).write_text(text)
     write_json(out / "report.json", data)
     return text
 
@@ -393,30 +402,30 @@ def main(argv=None) -> None:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         print(f"== {stage}", flush=True)
         if kind == "tune":
-            stage_tune(out, 4 if label == "wide" else int(label[1:]), args, wide=label == "wide")
+            ran = stage_tune(
+                out, 4 if label == "wide" else int(label[1:]), args, wide=label == "wide"
+            )
         elif kind == "phonons":
-            stage_phonons(out, label, ms[label])
+            ran = stage_phonons(out, label, ms[label])
         elif kind == "fixed":
-            stage_phonons(out, label, ms[label], relax=False)
+            ran = stage_phonons(out, label, ms[label], relax=False)
         elif kind == "forget":
-            stage_forget(out, label, ms[label])
+            ran = stage_forget(out, label, ms[label])
         elif kind == "kappa":
-            stage_kappa(out, label, ms[label], args.kappa)
+            ran = stage_kappa(out, label, ms[label], args.kappa)
         else:
             print(report(out, list(ms)), flush=True)
             continue
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.perf_counter() - t0
         cpu = cpu_children() - c0 + (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-        if wall > 1.0:  # a skipped (finished) stage keeps its first timing
+        if ran:  # a stage found finished keeps the timing of the run that did it
             times[stage] = {
                 "wall": wall,
                 "cpu": cpu,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
-            tmp = times_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(times, indent=1))
-            os.replace(tmp, times_path)
+            write_json(times_path, times)
         report(out, list(ms))
 
 
