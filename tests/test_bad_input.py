@@ -144,6 +144,7 @@ ROWS = [
     ("tune-config-upstream-weights", _config("upstream_weights = [500, 200]\n"), ["tune", "--config", "pft.toml"], "pft.toml: upstream-weights must be three numbers >= 0"),
     ("tune-config-upstream-loss", _config('upstream_loss = "l1"\n'), ["tune", "--config", "pft.toml"], "pft.toml: upstream-loss must be mse, mae or huber"),
     ("tune-config-huber-delta", _config("huber_delta = 0\n"), ["tune", "--config", "pft.toml"], "pft.toml: huber-delta must be a number > 0"),
+    ("tune-config-distill-phonons-text", _config('distill_phonons = "no"\n'), ["tune", "--config", "pft.toml"], "pft.toml: distill-phonons must be true or false"),
     ("tune-config-not-toml", _config("epochs = = 3\n"), ["tune", "--config", "pft.toml"], "not a readable config"),
     ("tune-config-missing", None, ["tune", "--config", "nothere.toml"], "nothere.toml"),
     ("tune-output-under-a-file", _file("blocker"), ["tune", "-o", "blocker/run"], "not a folder"),

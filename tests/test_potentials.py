@@ -228,6 +228,20 @@ def test_self_distillation_and_energy_drift(tmp_path, monkeypatch):
                                     "--distill-from", str(tmp_path / "mine.extxyz"), "-o", str(tmp_path / "run3")])  # fmt: skip
     assert bad.exit_code == 2 and "--distill-from: needs --distill" in bad.output and not (tmp_path / "run3").exists()
 
+    # --no-distill-phonons: only the user's structures seed the copies (small rattles of the phonon
+    # supercells would carry the base model's Hessian); without --distill-from it is refused
+    only, rec5 = distillation_set(NACL, "jax", [bulk("NaCl", "rocksalt", a=5.7, cubic=True)], n=4, rattle=0.05,
+                                  strain=0.01)  # fmt: skip
+    assert [len(a) for a in only] == [8, 8, 8, 8] and rec5["key"] not in (rec["key"], rec4["key"])
+    r = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "run4"), "--distill", "4", "--no-distill-phonons",
+                                  "--distill-from", str(tmp_path / "mine.extxyz")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    log = json.loads((tmp_path / "run4" / "log.json").read_text())
+    assert log["distill"]["key"] == rec5["key"] and log["distill"]["phonon_seeds"] is False
+    bad = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "run5"), "--no-distill-phonons"])
+    assert bad.exit_code == 2 and "--no-distill-phonons: needs --distill-from" in bad.output
+    assert not (tmp_path / "run5").exists()
+
 
 def test_phonon_batch_mixes_sizes_and_species():
     """A phonon batch of structures of different sizes and compositions (the 64-atom NaCl

@@ -30,7 +30,7 @@ TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phono
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
              "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
              "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights", "distill", "distill_rattle",
-             "distill_strain", "distill_from")  # fmt: skip
+             "distill_strain", "distill_from", "distill_phonons")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -89,6 +89,7 @@ _TUNE_RULES = {
     "upstream": (list, None, "a list of labelled data sets (names or files)"),
     "test": (list, None, "a list of labelled data sets (names or files)"),
     "distill_from": (list, None, "a list of structure files"),
+    "distill_phonons": (bool, None, "true or false"),
 }
 
 
@@ -117,6 +118,11 @@ def check_tune_settings(settings: dict, origin: dict) -> dict:
             ):
                 raise bad
             out[key] = [float(v) for v in value]
+            continue
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise bad
+            out[key] = value
             continue
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -198,6 +204,10 @@ def _tune_table(rows: dict) -> str:
 @click.option("--distill-from", "distill_from", multiple=True, metavar="FILE",
               help="Structures (any file ASE reads) whose rattled/strained copies join the phonon supercells' in "
                    "--distill; repeatable.")  # fmt: skip
+@click.option("--distill-phonons/--no-distill-phonons", "distill_phonons", default=None,
+              help="Whether the phonon supercells are --distill seeds [yes]. Small rattles of them carry the base "
+                   "model's Hessian (F = -H u + O(u^2)), the very thing the phonon data corrects; --no-distill-phonons "
+                   "keeps only the --distill-from structures.")  # fmt: skip
 @click.option("--distill-rattle", type=float, help="Std of the copies' atomic displacements, Å [0.05].")
 @click.option("--distill-strain", type=float, help="Std of the copies' symmetric strain [0.01].")
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
@@ -283,6 +293,8 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
         raise InputError("tune: --k-upstream > 0 needs --upstream data or --distill N (or set --k-upstream 0)")
     if settings.get("distill_from") and not n_distill:
         raise InputError("--distill-from: needs --distill N > 0 (the number of labelled copies)")
+    if settings.get("distill_phonons") is False and not settings.get("distill_from"):
+        raise InputError("--no-distill-phonons: needs --distill-from FILE (the seeds of the --distill copies)")
     extra = read_all(settings["distill_from"], pot)[0] if settings.get("distill_from") else []
     run_dir = check_output(run_dir or f"tune-{model_path.stem}", "--output", folder=True)
     prepare_run_dir(run_dir, restart)
@@ -291,10 +303,12 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
     if n_distill:
         from pftlite.training.distill import distillation_set
 
-        labelled, distill = distillation_set(pot, backend, [it.atoms for it in items] + extra, n=n_distill,
+        seeds = [it.atoms for it in items] if settings.get("distill_phonons", True) else []
+        labelled, distill = distillation_set(pot, backend, seeds + extra, n=n_distill,
                                              rattle=float(settings.get("distill_rattle", 0.05)),
                                              strain=float(settings.get("distill_strain", 0.01)),
                                              seed=int(settings.get("seed", 0)))  # fmt: skip
+        distill["phonon_seeds"] = bool(seeds)
         up = up + labelled
         click.echo(f"self-distillation: {len(labelled)} copies labelled by the base model "
                    f"({'cache' if distill['from_cache'] else 'computed'}: {distill['file']})", err=True)  # fmt: skip
