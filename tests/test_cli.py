@@ -222,3 +222,36 @@ def test_builtin_model_main_job(mp149, tmp_path):
     ph.force_constants = fc
     ph.run_qpoints([[0, 0, 0]])
     assert abs(ph.qpoints.frequencies[0][-1] - w_dft) < 1.5  # THz, base model before tuning
+
+
+def test_epoch_bar_advances_every_step_and_resumes(monkeypatch):
+    """The tune/fit progress bar counts steps of all epochs; a run resumed at epoch 2 starts at
+    epoch 1's last step, and the text names epoch, step and the latest loss."""
+    import click
+
+    from pftlite.cli import common
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, length, **kw):
+            seen.append(("length", length))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            seen.append(("closed", None))
+
+        def update(self, n, text):
+            seen.append((n, text))
+
+    monkeypatch.setattr(click, "progressbar", Recorder)
+    with common.epoch_bar("tuning", 3, lambda row: f"hessian {row['hessian']:.2f}") as progress:
+        for epoch in (2, 3):
+            for step in range(4):
+                progress(epoch, step, 4, {"hessian": 0.5 + epoch})
+    assert seen[0] == ("length", 12) and seen[-1] == ("closed", None)
+    steps = [n for n, _ in seen[1:-1]]
+    assert steps == [5, 1, 1, 1, 1, 1, 1, 1] and sum(steps) == 12
+    assert seen[-2][1] == "epoch 3 step 4/4 hessian 3.50"

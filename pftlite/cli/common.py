@@ -207,18 +207,26 @@ def write_log_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
 
 @contextlib.contextmanager
 def epoch_bar(label: str, n_epochs: int, describe):
-    """A stderr progress bar advanced once per finished epoch; yields the ``progress(epoch,
-    step, n_steps, row)`` callback of :func:`pftlite.training.tune.tune` / ``fit_gradient``;
-    ``describe(epoch, row)`` is the text shown beside it."""
-    with click.progressbar(length=n_epochs, label=label, file=sys.stderr, item_show_func=lambda s: s or "") as bar:
-        last = {"epoch": None}
+    """A stderr progress bar over all steps of all epochs, advanced after every step (a resumed
+    run starts where its checkpoint left off); yields the ``progress(epoch, step, n_steps, row)``
+    callback of :func:`pftlite.training.tune.tune` / ``fit_gradient`` (epochs from 1, steps
+    from 0); ``describe(row)`` is the text shown after "epoch e step s/n"."""
+    state = {"bar": None, "done": 0}
 
-        def progress(epoch, step, n_steps, row):
-            if step == n_steps - 1 and last["epoch"] != epoch:
-                last["epoch"] = epoch
-                bar.update(1, describe(epoch, row))
+    def progress(epoch, step, n_steps, row):
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=n_epochs * n_steps, label=label, file=sys.stderr,
+                                             item_show_func=lambda s: s or "")  # fmt: skip
+            state["bar"].__enter__()
+        done = (epoch - 1) * n_steps + step + 1
+        state["bar"].update(done - state["done"], f"epoch {epoch} step {step + 1}/{n_steps} {describe(row)}")
+        state["done"] = done
 
+    try:
         yield progress
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
 
 
 def progress_bar(label: str):

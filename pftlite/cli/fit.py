@@ -196,7 +196,7 @@ def _fit_by_gradient(pot, backend, structures, cfg, run_dir, restart):
 
     prepare_run_dir(run_dir, restart)
     t0 = time.perf_counter()
-    with resume_hint(run_dir), epoch_bar("gradient fit", cfg.epochs, lambda ep, row: f"epoch {ep} loss {row.get('loss', float('nan')):.4g}") as progress:
+    with resume_hint(run_dir), epoch_bar("gradient fit", cfg.epochs, lambda row: f"loss {row.get('loss', float('nan')):.4g}") as progress:
         state = fit_gradient(pot, backend, structures, cfg, run_dir=run_dir, progress=progress)
     dt = time.perf_counter() - t0
     write_log_csv(run_dir / "log.csv", state["log"], ["epoch", "step", "update", "loss", "energy", "forces", "stress", "grad_norm", "lr"])

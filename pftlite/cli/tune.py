@@ -316,7 +316,7 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
                f"({', '.join(f'{it.name} {len(it.atoms)} atoms' for it in items)}), {len(up)} upstream, "
                f"sampler {cfg.sampler}, K={cfg.k_upstream}, backend {backend} -> {run_dir}/", err=True)  # fmt: skip
     t0 = time.perf_counter()
-    with resume_hint(run_dir), epoch_bar("tuning", cfg.epochs, lambda ep, row: f"epoch {ep} hessian {row.get('hessian', float('nan')):.4f}") as progress:
+    with resume_hint(run_dir), epoch_bar("tuning", cfg.epochs, lambda row: f"hessian {row.get('hessian', float('nan')):.4f}") as progress:
         state = run_tune(pot, backend, items, up, cfg, run_dir=run_dir, progress=progress,
                          data_key=distill["key"] if distill else None)  # fmt: skip
     dt = time.perf_counter() - t0
