@@ -111,6 +111,18 @@ def test_derivatives_and_padding_float64():
         np.testing.assert_allclose(both["forces"][off : off + len(p)], one["forces"], atol=1e-9)
         np.testing.assert_allclose(both["stress"][k], one["stress"][0], atol=1e-10)
         off += len(p)
+    # a planned padded shape (Batch.pad_to, pftlite.structures.padding) in place of the bucket
+    # changes nothing either, and one too small for the batch is refused
+    import dataclasses
+
+    b = make_batch([a], pot)
+    one = ev.energy_forces_stress(b)
+    big = ev.energy_forces_stress(dataclasses.replace(b, pad_to=(40, b.n_edges + 700)))
+    assert abs(big["energy"][0] - one["energy"][0]) <= 1e-12 * abs(one["energy"][0])
+    np.testing.assert_allclose(big["forces"], one["forces"], atol=1e-12)
+    np.testing.assert_allclose(big["stress"], one["stress"], atol=1e-13)
+    with pytest.raises(ValueError, match="padding"):
+        ev.energy_forces_stress(dataclasses.replace(b, pad_to=(b.n_atoms, b.n_edges)))
 
 
 def test_model_names_in_the_cli(tmp_path):

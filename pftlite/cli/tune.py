@@ -30,7 +30,7 @@ TUNE_KEYS = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phono
              "lr", "lr_schedule", "warmup", "lr_floor", "weight_decay", "clip_norm", "ema_decay", "hessian_weight",
              "hessian_loss", "upstream_val_fraction", "select_force_budget", "holdout", "split_seed", "phonons", "upstream",
              "test", "upstream_loss", "huber_delta", "upstream_weights", "phonon_weights", "distill", "distill_rattle",
-             "distill_strain", "distill_from", "distill_phonons")  # fmt: skip
+             "distill_strain", "distill_from", "distill_phonons", "upstream_shapes")  # fmt: skip
 
 
 def _read_config(path) -> dict:
@@ -90,6 +90,7 @@ _TUNE_RULES = {
     "test": (list, None, "a list of labelled data sets (names or files)"),
     "distill_from": (list, None, "a list of structure files"),
     "distill_phonons": (bool, None, "true or false"),
+    "upstream_shapes": (int, lambda v: v >= 0, "an integer >= 0"),
 }
 
 
@@ -210,6 +211,9 @@ def _tune_table(rows: dict) -> str:
                    "keeps only the --distill-from structures.")  # fmt: skip
 @click.option("--distill-rattle", type=float, help="Std of the copies' atomic displacements, Å [0.05].")
 @click.option("--distill-strain", type=float, help="Std of the copies' symmetric strain [0.01].")
+@click.option("--upstream-shapes", type=int, help="Padding backends (Nequix on JAX): at most this many padded "
+              "(atoms, edges) shapes, one compile each, planned for all upstream batches with the least padding; "
+              "0 = a size bucket per batch [4].")  # fmt: skip
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
               help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
@@ -257,7 +261,7 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
                       schedule=str(settings.get("lr_schedule", "constant")), warmup=float(settings.get("warmup", 0.0)),
                       lr_floor=float(settings.get("lr_floor", 0.0)))  # fmt: skip
     plain = ("epochs", "steps_per_epoch", "k_upstream", "upstream_batch", "phonon_batch", "sampler", "seed",
-             "ema_decay", "upstream_val_fraction", "select_force_budget")  # fmt: skip
+             "ema_decay", "upstream_val_fraction", "select_force_budget", "upstream_shapes")  # fmt: skip
     cfg = dataclasses.replace(
         base,
         **{k: settings[k] for k in plain if k in settings},
@@ -328,7 +332,7 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
               "best_epoch": state["best_epoch"],
               "best_phonon_loss": state["best_loss"], "val_log": state["val_log"], "seconds": dt,
               "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend,
-              "distill": distill}  # fmt: skip
+              "distill": distill, "upstream_shapes": state.get("upstream_shapes")}  # fmt: skip
     if test:
         from pftlite.training.distill import energy_drift
 
@@ -353,6 +357,9 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
                f"{state['best_epoch']} (full-Hessian {cfg.phonon_loss.hessian_kind.upper()} "
                f"{state['val_log'][0]['phonon_loss']:.4f} -> {state['best_loss']:.4f} "
                f"{'eV/Å²' if cfg.phonon_loss.hessian_kind == 'mae' else '(eV/Å²)²'}); wrote {out_model}")  # fmt: skip
+    if state.get("upstream_shapes"):
+        click.echo("upstream padded shapes (atoms, edges): " + ", ".join(f"{a}x{e}" for a, e in state["upstream_shapes"]),
+                   err=True)  # fmt: skip
     if evaluate:
         from pftlite.training.metrics import errors
 

@@ -130,17 +130,18 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
     -> bytes one vmapped HVP column holds (sizes the Hessian chunks, ~256 MB per chunk).
     pad: ``(min_atoms, min_edges)``: pad atoms and edges to :func:`bucket` sizes of at least
     these (:func:`padded_graph`), so structures of similar size share one compilation (for
-    potentials whose compile is expensive); None: no padding.
+    potentials whose compile is expensive), or to ``batch.pad_to`` when a batch carries one (a
+    trainer's planned shapes, :mod:`pftlite.structures.padding`); None: no padding.
     """
 
     def _inputs(batch):
         """(graph, positions, padded atom count) of a batch."""
         if not pad:
             return graph(batch), jnp.asarray(batch.positions), batch.n_atoms
-        n = bucket(batch.n_atoms + 1, pad[0])
+        n, e = batch.pad_to or (bucket(batch.n_atoms + 1, pad[0]), bucket(batch.n_edges, pad[1]))
         x = np.zeros((n, 3))
         x[: batch.n_atoms] = batch.positions
-        return padded_graph(batch, n, bucket(batch.n_edges, pad[1])), jnp.asarray(x), n
+        return padded_graph(batch, n, e), jnp.asarray(x), n
 
     def _grow(a, n, value=0.0):
         """(..., N, 3) atom arrays -> (..., n, 3), padded with ``value``."""

@@ -26,7 +26,8 @@ class Batch:
     cells (B, 3, 3) lattice vectors as rows; volumes (B,) Å³; atom_struct (N,);
     atom_offsets (B + 1,); edge_i, edge_j (E,) global atom indices; edge_shift (E, 3)
     Cartesian image offset (Å) so that r_e = x_j - x_i + edge_shift; edge_first (N + 1,);
-    edge_struct (E,); r_cut (Å) the list was built for.
+    edge_struct (E,); r_cut (Å) the list was built for; pad_to: optional (atoms, edges) a
+    padding backend pads to instead of its own bucket (:mod:`pftlite.structures.padding`).
     """
 
     positions: np.ndarray
@@ -42,6 +43,7 @@ class Batch:
     edge_first: np.ndarray
     edge_struct: np.ndarray
     r_cut: float
+    pad_to: tuple | None = None
 
     @property
     def n_atoms(self) -> int:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from pftlite.structures.batch import make_batch
+from pftlite.structures.padding import with_shape
 
 
-def errors(potential, structures, backend: str = "numba", loss=None, params=None) -> dict:
+def errors(potential, structures, backend: str = "numba", loss=None, params=None, shapes=None) -> dict:
     """MAE and RMSE of energy (eV/atom), forces (eV/Å) and stress (GPa) on labelled structures.
 
     backend: a backend name; params: optional parameters replacing the potential's (a trainer's
     current ones). loss: optional :class:`pftlite.potentials.loss.LossSpec` (EFS terms); then ``res["loss"]`` is that
     training loss over all ``structures`` at once (each term a mean over every labelled entry).
+    shapes: optional padded shapes (:mod:`pftlite.structures.padding`) for padding backends.
     """
     from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
@@ -20,7 +22,7 @@ def errors(potential, structures, backend: str = "numba", loss=None, params=None
     de, df, ds = [], [], []
     preds, labels = [], []
     for a in structures:
-        out = ev.energy_forces_stress(make_batch([a], potential), params)
+        out = ev.energy_forces_stress(with_shape(make_batch([a], potential), shapes), params)
         if np.isfinite(a.info.get("energy", np.nan)):
             de.append((out["energy"][0] - a.info["energy"]) / len(a))
         if "forces" in a.arrays:

@@ -31,6 +31,7 @@ from pftlite.core.atomic import atomic_path
 from pftlite.phonons.symmetry import Orbits, hessian_from_irreducible, orbits
 from pftlite.potentials.loss import LossSpec, Targets
 from pftlite.structures.batch import make_batch
+from pftlite.structures.padding import batch_need, plan_shapes, with_shape
 from pftlite.training.metrics import errors
 from pftlite.training.optim import AdamWConfig, adamw_init, adamw_step, ema_update
 from pftlite.training.samplers import sample_columns
@@ -49,7 +50,10 @@ class TuneConfig:
     without co-training); upstream_val_fraction: held-out share of the upstream data;
     select_force_budget: checkpoint rule — 0: the EMA with the best full-Hessian validation
     MAE; b > 0: the best of the epochs whose upstream *validation* force MAE is at most
-    (1 + b) × the base model's (the base model if none is).
+    (1 + b) × the base model's (the base model if none is); upstream_shapes: at most this many
+    padded shapes for all upstream training and validation batches on a padding backend
+    (:mod:`pftlite.structures.padding`: one compile each), 0 = the backend's own buckets —
+    speed only, not part of the run's key.
     """
 
     epochs: int = 20
@@ -67,6 +71,7 @@ class TuneConfig:
     ema_decay: float = 0.99
     upstream_val_fraction: float = 0.1
     select_force_budget: float = 0.0
+    upstream_shapes: int = 4
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -174,7 +179,9 @@ def eligible(cfg: TuneConfig, val: dict, base_val: dict) -> bool:
 def config_key(cfg: TuneConfig, potential, items, n_upstream, data_key: str | None = None) -> str:
     """Identifies a run (config, base model, data sizes, and ``data_key`` when given: e.g. the
     self-distillation set's key); a checkpoint from another run is refused."""
-    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    d = cfg.to_dict()
+    d.pop("upstream_shapes")  # speed only: a run may resume with another plan
+    h = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode())
     h.update(json.dumps(potential.spec.to_dict(), sort_keys=True).encode())
     for k in sorted(potential.params):
         h.update(np.ascontiguousarray(potential.params[k]).tobytes())
@@ -218,6 +225,31 @@ def load_checkpoint(path) -> dict:
     return state
 
 
+# --- padded shapes of the upstream batches --------------------------------------------------
+
+
+def upstream_batches(cfg: TuneConfig, n: int, epoch: int) -> list:
+    """Index arrays of epoch ``epoch``'s upstream batches over ``n`` training structures."""
+    order = np.random.default_rng([cfg.seed, epoch, UPSTREAM_TAG]).permutation(n)
+    return [order[s : s + cfg.upstream_batch] for s in range(0, len(order), cfg.upstream_batch)]
+
+
+def upstream_shapes(cfg: TuneConfig, potential, up_train: list, up_val: list) -> np.ndarray | None:
+    """The padded shapes (K, 2) planned for every upstream batch of every epoch and every
+    validation structure (:func:`pftlite.structures.padding.plan_shapes`); None when
+    ``cfg.upstream_shapes`` is 0 or there is no upstream data."""
+    if not cfg.upstream_shapes or not (up_train or up_val):
+        return None
+    need = np.array([batch_need(make_batch([a], potential)) for a in up_train + up_val], dtype=np.int64)
+    need[:, 0] -= 1  # atoms; the padding atom is added once per batch
+    train, val = need[: len(up_train)], need[len(up_train) :]
+    rows = [val + [1, 0]]
+    if cfg.k_upstream and len(train):
+        for epoch in range(1, cfg.epochs + 1):
+            rows += [train[idx].sum(axis=0, keepdims=True) + [1, 0] for idx in upstream_batches(cfg, len(train), epoch)]
+    return plan_shapes(np.concatenate(rows), cfg.upstream_shapes)
+
+
 # --- the loop -----------------------------------------------------------------------------
 
 
@@ -252,6 +284,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     if not items and not (cfg.k_upstream and up_train):
         raise ValueError("tune: without phonon items, training needs upstream data and k_upstream >= 1")
     key = config_key(cfg, potential, items, len(upstream), data_key)
+    shapes = upstream_shapes(cfg, potential, up_train, up_val)
     ckpt = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
@@ -268,7 +301,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
                  "best": {k: params[k].copy() for k in keys}, "m": opt["m"], "v": opt["v"],
                  "best_loss": None, "best_epoch": -1, "log": [], "val_log": []}  # fmt: skip
         state["val_log"].append(_validate(potential, {**params}, backend, items, up_val, 0, cfg.phonon_loss.hessian_kind,
-                                          cfg.upstream_loss))  # fmt: skip
+                                          cfg.upstream_loss, shapes))  # fmt: skip
         state["best_loss"] = state["val_log"][0].get(select, np.inf)
     groups = [list(range(s, min(s + cfg.phonon_batch, len(items)))) for s in range(0, len(items), cfg.phonon_batch)]
     phonon_batches = [make_batch([items[i].atoms for i in g], potential) for g in groups]
@@ -277,8 +310,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     ema = {k: state["ema"][k] for k in keys}
     opt = {"t": state["t"], "m": state["m"], "v": state["v"]}
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
-        order = np.random.default_rng([cfg.seed, epoch, UPSTREAM_TAG]).permutation(len(up_train))
-        up_batches = [order[s : s + cfg.upstream_batch] for s in range(0, len(order), cfg.upstream_batch)]
+        up_batches = upstream_batches(cfg, len(up_train), epoch)
         u = 0
         for step in range(n_steps):
             row = None
@@ -298,7 +330,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
                 idx = up_batches[u % len(up_batches)]
                 u += 1
                 structs = [up_train[i] for i in idx]
-                ub = make_batch(structs, potential)
+                ub = with_shape(make_batch(structs, potential), shapes)
                 loss_u, grads, terms = ev.loss_and_grad(ub, upstream_targets(structs, ub), cfg.upstream_loss, params=p)
                 p, opt, info = adamw_step(cfg.optimizer, p, {k: np.asarray(v) for k, v in grads.items()}, opt, n_total)
                 ema = ema_update(ema, p, cfg.ema_decay)
@@ -307,7 +339,8 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
                                      "grad_norm": info["grad_norm"], "lr": info["lr"]})  # fmt: skip
             if progress:
                 progress(epoch, step, n_steps, row if row is not None else state["log"][-1])
-        val = _validate(potential, {**p, **ema}, backend, items, up_val, epoch, cfg.phonon_loss.hessian_kind, cfg.upstream_loss)
+        val = _validate(potential, {**p, **ema}, backend, items, up_val, epoch, cfg.phonon_loss.hessian_kind,
+                        cfg.upstream_loss, shapes)  # fmt: skip
         state["val_log"].append(val)
         loss_v = val.get(select)  # None: no validation split (EFS training), keep the last EMA
         if (loss_v is None or loss_v < state["best_loss"]) and eligible(cfg, val, state["val_log"][0]):
@@ -324,10 +357,11 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     state["split"] = {"upstream_train": train_idx.tolist(), "upstream_val": val_idx.tolist(),
                       "phonon": [it.name for it in items]}  # fmt: skip
     state["steps_per_epoch"] = n_steps
+    state["upstream_shapes"] = None if shapes is None else shapes.tolist()
     return state
 
 
-def _validate(potential, params, backend, items, up_val, epoch, kind="mae", upstream_loss=None) -> dict:
+def _validate(potential, params, backend, items, up_val, epoch, kind="mae", upstream_loss=None, shapes=None) -> dict:
     """Validation row; ``phonon_loss`` is the full-Hessian error of the training term's kind
     (mean over structures of the MAE, or of the MSE = RMSE²); ``val_loss`` (with
     ``upstream_loss``) the upstream EFS loss over the whole validation split."""
@@ -335,7 +369,7 @@ def _validate(potential, params, backend, items, up_val, epoch, kind="mae", upst
     ph = {it.name: full_hessian_errors(potential, backend, it, params) for it in items}
     per = [v["mae"] if kind == "mae" else v["rmse"] ** 2 for v in ph.values()]
     row = {"epoch": epoch, "phonon_loss": float(np.mean(per)) if ph else 0.0, "hessian": ph}
-    efs = errors(potential, up_val, backend, loss=upstream_loss, params=params) if up_val else {}
+    efs = errors(potential, up_val, backend, loss=upstream_loss, params=params, shapes=shapes) if up_val else {}
     for q in ("energy", "forces", "stress"):
         if q in efs:
             row[f"val_{q}_mae"] = efs[q]["mae"]
