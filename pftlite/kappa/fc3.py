@@ -539,10 +539,36 @@ def reference_fc3(ref3, symmetrize: bool = True):
 SYMMETRIZE_NOTE = "traditional: translational invariance (3 indices) + permutation average, level 3"
 
 
-def _dH_rows(ev, batch, u, method, h, chunk=None) -> np.ndarray:
-    """d/de H(x + e u) as fc2 layout (N, N, 3, 3) eV/Å³ (u: (N, 3), unit length)."""
+def _column_plan(ph3, a1, direction):
+    """Which Hessian-derivative columns a displacement of atom ``a1`` along ``direction``
+    (fractional) needs: the site symmetry of ``a1`` that keeps ``direction`` also keeps
+    dH = d/du H, so dH[i, k] = S dH[m(i), m(k)] S^T (pos[i] = R pos[m(i)] about ``a1``) and
+    only one atom per orbit needs its three columns. Returns (representative atoms (r,),
+    rep_of (N,) the representative's index in that list, op (N,) the operation with
+    m_op(k) = rep, maps (s, N), S (s, 3, 3) Cartesian)."""
+    from phonopy.harmonic.force_constants import compute_permutation_for_rotation
+
+    sc = ph3.supercell
+    symprec = _symprec(ph3)
+    lattice = sc.cell.T
+    pos = sc.scaled_positions - sc.scaled_positions[a1]
+    red = _reduced_site_symmetry(ph3.symmetry.get_site_symmetry(a1), np.asarray(direction, float), symprec)
+    maps = np.array([compute_permutation_for_rotation(pos @ r.T, pos, lattice, symprec, sc.permutation_types)
+                     for r in red])  # fmt: skip
+    rep = maps.min(axis=0)  # the lowest-numbered atom of each orbit
+    reps = np.unique(rep)
+    op = np.array([int(np.flatnonzero(maps[:, k] == rep[k])[0]) for k in range(len(pos))])
+    return reps, np.searchsorted(reps, rep), op, maps, _cart(lattice, red)
+
+
+def _dH_rows(ev, batch, u, method, h, plan=None, chunk=None) -> tuple[np.ndarray, int]:
+    """d/de H(x + e u) as fc2 layout (N, N, 3, 3) eV/Å³ (u: (N, 3), unit length), and the
+    number of columns evaluated. plan: :func:`_column_plan` (columns of one atom per orbit,
+    the rest by site symmetry); None: all 3N columns."""
     N = batch.n_atoms
-    V = np.eye(3 * N).reshape(3 * N, N, 3)
+    atoms = np.arange(N) if plan is None else plan[0]
+    cols = (3 * atoms[:, None] + np.arange(3)).ravel()
+    V = np.eye(3 * N)[cols].reshape(len(cols), N, 3)
     if method == "exact" or not ev.exact_hvp_derivative:  # numba: FD of analytic HVPs already
         out = ev.hvp_derivative(batch, u, V, h=h, chunk=chunk)
     else:  # finite differences of the backend's HVPs (Hessian columns) at x +- h u
@@ -551,15 +577,23 @@ def _dH_rows(ev, batch, u, method, h, chunk=None) -> np.ndarray:
         def hess(sign):
             x = batch.positions + sign * h * u
             b = make_batch([(x, batch.numbers, batch.cells[0])], ev.potential)
-            return np.asarray(ev.hessian(b, columns=np.arange(3 * N)))
+            return np.asarray(ev.hessian(b, columns=cols))
 
         out = (hess(1.0) - hess(-1.0)) / (2 * h)
-    # out[(k, c), j, b] = dH[j b, k c]
-    return np.asarray(out).reshape(N, 3, N, 3).transpose(2, 0, 3, 1)
+    # block[r, j, b, c] = dH[j b, atoms[r] c]
+    block = np.asarray(out).reshape(len(atoms), 3, N, 3).transpose(0, 2, 3, 1)
+    if plan is None:
+        return block.transpose(1, 0, 2, 3), len(cols)
+    _, rep_of, op, maps, S = plan
+    full = np.empty((N, N, 3, 3))
+    for k in range(N):
+        s = op[k]
+        full[:, k] = np.einsum("ab,jbc,dc->jad", S[s], block[rep_of[k]][maps[s]], S[s])
+    return full, len(cols)
 
 
 def model_fc3(potential, backend, ph3, method: str | None = None, distance: float = 0.03,
-              h: float = 1e-3, symmetrize: bool = True):  # fmt: skip
+              h: float = 1e-3, symmetrize: bool = True, column_symmetry: bool = True):  # fmt: skip
     """fc3 of a model in the fc3 supercell of ``ph3`` (compact, eV/Å³).
 
     Parameters
@@ -581,6 +615,11 @@ def model_fc3(potential, backend, ph3, method: str | None = None, distance: floa
         Displacement length (Å) of "displacement"; finite-difference step (Å) of "hvp-fd".
     symmetrize : bool
         Apply :func:`symmetrize_fc3` (default).
+    column_symmetry : bool
+        "exact"/"hvp-fd": evaluate the Hessian-derivative columns of one atom per orbit of the
+        displaced atom's site symmetry that keeps the direction, and rotate them onto the rest
+        (:func:`_column_plan`; the same numbers to rounding, several times fewer columns in a
+        cubic cell); False: all 3N columns per direction.
 
     Returns
     -------
@@ -637,15 +676,18 @@ def model_fc3(potential, backend, ph3, method: str | None = None, distance: floa
         firsts = get_least_displacements(ph3.symmetry, is_plusminus=False, is_diagonal=False)
         sp = _s2compact(ph3)
         fc3 = np.zeros((len(ph3.primitive.p2s_map), N, N, 3, 3, 3))
-        done = []
+        done, n_columns = [], 0
         for a1 in sorted({int(d[0]) for d in firsts}):
-            dirs = [lattice @ np.asarray(d[1:4], float) for d in firsts if int(d[0]) == a1]
-            dirs = [v / np.linalg.norm(v) for v in dirs]
+            fracs = [np.asarray(d[1:4], float) for d in firsts if int(d[0]) == a1]
+            dirs = [lattice @ f / np.linalg.norm(lattice @ f) for f in fracs]
             dHs = []
-            for v in dirs:
+            for f, v in zip(fracs, dirs):
                 u = np.zeros((N, 3))
                 u[a1] = v
-                dHs.append(_dH_rows(ev, batch, u, method, h))
+                plan = _column_plan(ph3, a1, f) if column_symmetry else None
+                dH, n = _dH_rows(ev, batch, u, method, h, plan)
+                dHs.append(dH)
+                n_columns += n
             fc3[sp[a1]] = _fc3_of_first_atom(ph3, a1, dirs, dHs)
             done.append(a1)
         fc3 = distribute_fc3(fc3, ph3, done)
@@ -654,7 +696,7 @@ def model_fc3(potential, backend, ph3, method: str | None = None, distance: floa
                 "exact (JAX jvp of the HVP)" if method == "exact"
                 else f"central finite difference of analytic HVPs ({name} backend)"
             ),
-            n_evaluations=3 * N * len(firsts),
+            n_evaluations=n_columns, column_symmetry=bool(column_symmetry),
             evaluation="hvp_derivative columns" + ("" if method == "exact" else " (2 HVPs each)"),
             n_directions=len(firsts),
         )  # fmt: skip
