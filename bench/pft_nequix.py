@@ -189,8 +189,9 @@ def stage_kappa(out: Path, label: str, model, materials) -> bool:
         if len(done.get("rows", [])) == len(materials):
             return False
     # fc3 from phono3py's displaced pairs (the κ_SRME protocol's own route): ~150 force calls
-    # per material; exact third derivatives take 3N jvp-of-HVP columns per displacement
-    # direction (measured: > 11 min for one zinc-blende material on 2 cores)
+    # per material; exact third derivatives take a jvp-of-HVP column per Hessian column of one
+    # atom per site-symmetry orbit and displacement direction (before that reduction: > 11 min
+    # for one zinc-blende material on 2 cores)
     pftlite("kappa", model, "--benchmark", *materials, "--fc3", "displacement", "-o", folder,
             log=out / f"kappa-{label}.log")  # fmt: skip
     return True
