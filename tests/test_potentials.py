@@ -282,3 +282,30 @@ def test_phonon_batch_mixes_sizes_and_species():
         for k in grads:
             np.testing.assert_allclose(grads[k], w[0] * single[0][1][k] + w[1] * single[1][1][k], rtol=1e-10,
                                        atol=1e-14 * np.abs(grads[k]).max())  # fmt: skip
+
+
+def test_compiled_code_stays_under_the_mapping_limit(monkeypatch, capsys):
+    """XLA maps each compiled executable's code in many sections and JAX keeps them all: past
+    vm.max_map_count a long run dies inside LLVM. Before a new shape compiles, a process above
+    the headroom fraction drops JAX's executables (their mappings go) — and gets the same numbers."""
+    from pftlite.core import memory
+
+    if memory.map_count() is None:
+        pytest.skip("no /proc/self/maps")
+    a = _rattled(bulk("NaCl", "rocksalt", a=5.64, cubic=True), seed=1)
+    ev = NACL.on("jax")
+    before = ev.energy_forces_stress(make_batch([a], NACL))
+    m0 = memory.map_count()
+    three = ev.energy_forces_stress(make_batch([a.repeat((3, 1, 1))], NACL))  # a second executable
+    m1 = memory.map_count()
+    assert m1 > m0  # its code is mapped
+    monkeypatch.setattr(memory, "max_map_count", lambda: m1 // 2)  # "over the limit" now
+    monkeypatch.setitem(memory._cleared, "n", 0)
+    two = ev.energy_forces_stress(make_batch([a.repeat((2, 1, 1))], NACL))  # a new shape: checked first
+    assert memory._cleared["n"] == 1 and "dropped JAX's in-memory executables" in capsys.readouterr().err
+    assert memory.map_count() < m1  # two executables unmapped, one mapped
+    monkeypatch.setattr(memory, "max_map_count", lambda: 10**9)
+    again = ev.energy_forces_stress(make_batch([a], NACL))
+    assert again["energy"][0] == before["energy"][0] and np.array_equal(again["forces"], before["forces"])
+    for k, out in ((2, two), (3, three)):
+        assert abs(out["energy"][0] - k * before["energy"][0]) < 1e-9 * abs(before["energy"][0])

@@ -48,3 +48,55 @@ def retain_freed_memory() -> dict:
             pass
     _done.update(info)
     return _done
+
+
+# --- memory mappings of compiled code ---------------------------------------------------------
+#
+# XLA's CPU runtime maps the code of every compiled executable into the process in many small
+# sections (~1.3k mappings for one Nequix MP energy+forces+stress, several thousand for a
+# training loss with a Hessian column). JAX keeps every executable it compiled for the life of
+# the process, and Linux refuses new mappings past vm.max_map_count (65530 by default): a long
+# run that meets many padded shapes then dies inside LLVM ("Unable to allocate section memory",
+# SIGABRT), whatever its free RAM. :func:`ensure_map_headroom` drops the in-memory executables
+# before that point; the next calls reload them from the persistent compilation cache.
+
+MAP_FRACTION = 0.75
+_cleared = {"n": 0}
+
+
+def map_count() -> int | None:
+    """Memory mappings this process holds (/proc/self/maps lines); None off Linux."""
+    try:
+        with open("/proc/self/maps", "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return None
+
+
+def max_map_count() -> int | None:
+    """The kernel's per-process limit on memory mappings (vm.max_map_count); None if unknown."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ensure_map_headroom(fraction: float = MAP_FRACTION) -> bool:
+    """Before a compilation: if this process holds more than ``fraction`` x vm.max_map_count
+    mappings, clear JAX's compiled-function caches (``jax.clear_caches()``), which unmaps their
+    code, and say so once on stderr. Returns whether it cleared. Speed only, never results."""
+    n, limit = map_count(), max_map_count()
+    if n is None or limit is None or n <= fraction * limit:
+        return False
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+    _cleared["n"] += 1
+    if _cleared["n"] == 1:
+        print(f"pftlite: {n} memory mappings of compiled code (limit vm.max_map_count = {limit}): "
+              "dropped JAX's in-memory executables; they reload from the compilation cache", file=sys.stderr)  # fmt: skip
+    return True

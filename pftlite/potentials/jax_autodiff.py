@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import jax
 
-from pftlite.core.memory import retain_freed_memory
+from pftlite.core.memory import ensure_map_headroom, retain_freed_memory
 
 jax.config.update("jax_enable_x64", True)
 retain_freed_memory()
@@ -134,6 +134,17 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
     trainer's planned shapes, :mod:`pftlite.structures.padding`); None: no padding.
     """
 
+    seen = set()
+
+    def _compiles(kind, spec, g, x, *extra):
+        """Before a call that may compile (a new function/shape key): keep the process's memory
+        mappings under vm.max_map_count (:func:`pftlite.core.memory.ensure_map_headroom`)."""
+        key = (kind, id(spec), x.shape, g["edge_i"].shape, *extra)
+        if key not in seen:
+            if ensure_map_headroom():
+                seen.clear()
+            seen.add(key)
+
     def _inputs(batch):
         """(graph, positions, padded atom count) of a batch."""
         if not pad:
@@ -192,6 +203,7 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
     def energy_forces_stress(spec, params, batch: Batch) -> dict:
         """Energies (B,) eV, forces (N, 3) eV/Å, stress (B, 3, 3) eV/Å³ (ASE sign, (1/V) dE/dε)."""
         g, x, _ = _inputs(batch)
+        _compiles("efs", spec, g, x, batch.n_structures)
         e, f, s = _efs_jit(spec, _params(params), g, x, batch.n_structures)
         return {"energy": np.asarray(e), "forces": np.asarray(f)[: batch.n_atoms], "stress": np.asarray(s)}
 
@@ -199,6 +211,7 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
         """Hessian-vector product H v, (N, 3) eV/Å², one vector per structure (v: (N, 3) Å)."""
         g, x, n = _inputs(batch)
         v = jnp.asarray(_grow(np.asarray(v, dtype=np.float64).reshape(batch.n_atoms, 3), n))
+        _compiles("hvp", spec, g, x, batch.n_structures)
         out = _hvp_jit(spec, _params(params), g, x, batch.n_structures, v)
         return np.asarray(out)[: batch.n_atoms]
 
@@ -216,6 +229,7 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
         if chunk is None:
             chunk = _chunk(spec, batch, len(cols), 1)
         g, x, n = _inputs(batch)
+        _compiles("hessian", spec, g, x, chunk)
         p = _params(params)
         out = np.empty((len(cols), N, 3))
         for s in range(0, len(cols), chunk):
@@ -258,6 +272,7 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
             hessian_columns=jnp.asarray(_grow(targets.hessian_columns, n, np.nan)),
         )
         v = jnp.asarray(_grow(column_vectors(batch, targets.columns), n)) if lspec.hessian else None
+        _compiles("loss", spec, g, x, batch.n_structures, lspec, tuple(sorted(keys)))
         total, grads, terms = _loss_jit(spec, train, fixed, g, x, batch.n_structures, lspec, tg, v)
         return float(total), {k: np.asarray(x) for k, x in grads.items()}, {k: float(x) for k, x in terms.items()}
 
@@ -280,6 +295,7 @@ def make_backend(site_energies, trainable, column_bytes, name: str = "jax", pad:
         V = np.asarray(V, dtype=np.float64).reshape(-1, N, 3)
         if chunk is None:
             chunk = _chunk(spec, batch, len(V), 2)
+        _compiles("hvp_derivative", spec, g, x, chunk)
         p = _params(params)
         out = np.empty_like(V)
         for s in range(0, len(V), chunk):
