@@ -6,8 +6,10 @@ Takes ``--per-element`` evenly spaced structures of each mlearn training set (Si
 variant makes one co-training update's ``loss_and_grad`` (E/F/S Huber loss, upstream batch 1)
 per structure, in a fresh JAX process without the persistent compilation cache, so every
 new shape is a real compile. Prints one table: shapes used, first pass (compiles
-included), a second pass (compiled: the steady-state step), padded edges per real edge, and
-the ratios planned / bucketed measured in the same run.
+included), a second pass (compiled: the steady-state step), padded edges per real edge, the
+memory mappings the process holds at the end (XLA maps compiled code in many sections;
+pftlite drops JAX's executables near vm.max_map_count) and the ratios planned / bucketed
+measured in the same run.
 
 Usage::
 
@@ -34,6 +36,7 @@ from pftlite.potentials.loss import LossSpec
 from pftlite.structures.batch import make_batch
 from pftlite.structures.padding import batch_need, plan_shapes, with_shape
 from pftlite.training.tune import upstream_targets
+from pftlite.core import memory
 
 per, k = int(sys.argv[1]), int(sys.argv[2])
 pot = load_potential("nequix-mp-1")
@@ -58,6 +61,7 @@ for rep in range(2):
     times.append(time.perf_counter() - t0)
 real = sum(b.n_edges for b in batches)
 print(json.dumps({"k": k, "n": len(structs), "shapes": sorted(set(map(tuple, used))), "first_s": times[0],
+                  "maps": memory.map_count(), "max_map_count": memory.max_map_count(), "cache_clears": memory._cleared.get("n", 0),
                   "second_s": times[1], "padded_edges_per_edge": sum(e for _, e in used) / real,
                   "atoms": sorted({len(a) for a in structs})}))
 """
@@ -87,13 +91,14 @@ def main(argv=None) -> None:
     base = rows[0]
     print(f"\n{base['n']} mlearn structures ({min(base['atoms'])}-{max(base['atoms'])} atoms), one upstream "
           "loss_and_grad each, nequix-mp-1 float32, fresh compile cache per variant\n")  # fmt: skip
-    print("| padding | shapes | first pass s (compiles) | second pass s | padded edges / edge | first / buckets | second / buckets |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| padding | shapes | first pass s (compiles) | second pass s | padded edges / edge | first / buckets | "
+          "second / buckets | memory mappings held (cache clears) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         name = "bucket per batch" if r["k"] == 0 else f"planned, K = {r['k']}"
         print(f"| {name} | {len(r['shapes'])} | {r['first_s']:.1f} | {r['second_s']:.1f} | "
               f"{r['padded_edges_per_edge']:.3f} | {r['first_s'] / base['first_s']:.2f} | "
-              f"{r['second_s'] / base['second_s']:.2f} |")  # fmt: skip
+              f"{r['second_s'] / base['second_s']:.2f} | {r['maps']} of {r['max_map_count']} ({r['cache_clears']}) |")  # fmt: skip
     if args.json:
         from pftlite.phonons.runs import write_json
 
