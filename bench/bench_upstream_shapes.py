@@ -90,7 +90,7 @@ def main(argv=None) -> None:
         rows.append(run_variant(args.per_element, k))
     base = rows[0]
     print(f"\n{base['n']} mlearn structures ({min(base['atoms'])}-{max(base['atoms'])} atoms), one upstream "
-          "loss_and_grad each, nequix-mp-1 float32, fresh compile cache per variant\n")  # fmt: skip
+          "loss_and_grad each, nequix-mp-1 float32, no persistent compile cache (every shape compiles)\n")  # fmt: skip
     print("| padding | shapes | first pass s (compiles) | second pass s | padded edges / edge | first / buckets | "
           "second / buckets | memory mappings held (cache clears) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
