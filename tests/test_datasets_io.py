@@ -568,3 +568,31 @@ def test_check_structure_rejects(make, species, expected):
         check_structure(make(), "POSCAR-bad", species=species)
     msg = one_line(exc)
     assert msg.startswith("POSCAR-bad: ") and expected in msg
+
+
+def test_archive_members_are_datasets(tmp_path, monkeypatch):
+    """mlearn Cu/Ni training sets exist only inside ACEData's tarball: their names extract the
+    member into the cache (sha256-checked), read as labelled E/F data, and a damaged extract is
+    replaced."""
+    from pftlite.cli.common import read_all, resolve_structure_file
+    from pftlite.datasets.registry import MEMBERS, available, fetch, sha256sum
+
+    if not available("mlearn/ACEData-xyz"):
+        pytest.skip("ACEData tarball not staged")
+    monkeypatch.setenv("PFTLITE_CACHE", str(tmp_path / "cache"))
+    for name, count in (("mlearn/Cu_training-xyz", 262), ("mlearn/Ni_training-xyz", 263)):
+        p = fetch(name)
+        assert p.is_relative_to(tmp_path / "cache") and sha256sum(p) == MEMBERS[name].sha256
+        frames = read_extxyz_labels(p)
+        assert len(frames) == count and all("forces" in a.arrays and np.isfinite(a.info["energy"]) for a in frames)
+        assert set(frames[0].get_chemical_symbols()) == {name.split("/")[1][:2]}
+    p = fetch("mlearn/Cu_training-xyz")
+    p.write_text("damaged")
+    assert sha256sum(fetch("mlearn/Cu_training-xyz")) == MEMBERS["mlearn/Cu_training-xyz"].sha256
+    assert resolve_structure_file("mlearn/Ni_training-xyz") == fetch("mlearn/Ni_training-xyz")
+
+    class Cu:
+        species = (29,)
+
+    structs, _ = read_all(["mlearn/Cu_training-xyz"], Cu)
+    assert len(structs) == 262

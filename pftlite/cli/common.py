@@ -32,9 +32,9 @@ def resolve_structure_file(arg) -> Path:
     p = Path(arg)
     if p.exists():
         return p
-    from pftlite.datasets.registry import DATASETS, fetch
+    from pftlite.datasets.registry import DATASETS, MEMBERS, fetch
 
-    if str(arg) in DATASETS:
+    if str(arg) in DATASETS or str(arg) in MEMBERS:
         return fetch(str(arg))
     return p  # the reader reports "no such file"
 

@@ -312,6 +312,25 @@ DATASETS: dict[str, DatasetEntry] = {
 }
 
 
+class MemberEntry(NamedTuple):
+    """One file inside a registered archive (a tarball dataset): extracted on first use into
+    ``members/`` of :func:`cache_dir`, checked against ``sha256``."""
+
+    archive: str
+    member: str
+    sha256: str
+
+
+#: files inside registered archives, by dataset name (the mlearn Cu/Ni training sets exist only
+#: as ACEData's xyz conversion: energy and forces, no stress)
+MEMBERS: dict[str, MemberEntry] = {
+    "mlearn/Cu_training-xyz": MemberEntry("mlearn/ACEData-xyz", "ZuoEtAl2020/Cu_train.xyz",
+                                          "ca3d2960ee3c2351c9d57c5d5a475eda35cedc2b87c3e64c414c68d7c4a89e0a"),
+    "mlearn/Ni_training-xyz": MemberEntry("mlearn/ACEData-xyz", "ZuoEtAl2020/Ni_train.xyz",
+                                          "7d97eed9d083ed0b25f89b52a43a3c0876669c9889f309b857dfb5313ee38cb2"),
+}  # fmt: skip
+
+
 def data_root() -> Path | None:
     """Directory holding the staged reference data, or ``None``.
 
@@ -363,6 +382,8 @@ def cache_dir() -> Path:
 
 def available(name: str) -> bool:
     """Whether dataset ``name`` is present locally (no network access)."""
+    if name in MEMBERS:
+        return available(MEMBERS[name].archive)
     return local_path(name) is not None
 
 
@@ -397,6 +418,8 @@ def fetch(name: str, verify: bool = False) -> Path:
     DataUnavailable
         Not found locally and not downloadable, or a local checksum mismatch with ``verify``.
     """
+    if name in MEMBERS:
+        return _fetch_member(name, verify)
     entry = _entry(name)
     hit = _local(entry)
     if hit is not None:
@@ -433,3 +456,28 @@ def fetch(name: str, verify: bool = False) -> Path:
         f"{entry.url} failed ({reason}); download that file and set ${ENV_VAR} to a folder "
         f"holding it as {entry.served_path}"
     )
+
+
+def _fetch_member(name: str, verify: bool = False) -> Path:
+    """A :data:`MEMBERS` file: the cached extract if its sha256 matches, else extracted anew
+    from its archive (fetched like any dataset) and written atomically."""
+    import tarfile
+
+    from pftlite.core.atomic import atomic_path
+
+    m = MEMBERS[name]
+    path = cache_dir() / "members" / name
+    if path.is_file() and sha256sum(path) == m.sha256:
+        return path
+    archive = fetch(m.archive, verify=verify)
+    try:
+        with tarfile.open(archive) as tar:
+            data = tar.extractfile(m.member).read()
+    except (OSError, KeyError, tarfile.TarError, AttributeError) as exc:
+        raise DataUnavailable(f"dataset {name!r}: cannot read {m.member} from {archive} ({type(exc).__name__})") from None
+    if hashlib.sha256(data).hexdigest() != m.sha256:
+        raise DataUnavailable(f"dataset {name!r}: {m.member} in {archive} has the wrong sha256")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
