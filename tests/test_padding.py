@@ -62,17 +62,26 @@ def test_plan_edge_cases():
 
 def test_every_upstream_batch_of_a_run_gets_a_planned_shape():
     """tune's plan covers each epoch's upstream batches and each validation structure, mixed
-    sizes included, in at most cfg.upstream_shapes shapes (0: no plan)."""
+    sizes included, in at most cfg.upstream_shapes shapes, on a padding backend (Nequix on JAX);
+    a backend that does not pad (the pair potential) or upstream_shapes = 0 gets no plan."""
     import dataclasses
 
     from ase.build import bulk
 
-    from pftlite.potentials.pair.model import PairSpec
+    from pftlite.potentials.base import Potential
+    from pftlite.potentials.pair.model import PairSpec, init_params
     from pftlite.structures.batch import make_batch
     from pftlite.structures.padding import with_shape
     from pftlite.training.tune import TuneConfig, upstream_batches, upstream_shapes
 
-    pot = PairSpec(species=(11, 17), r_cut=5.0)  # make_batch needs species and r_cut only
+    pytest.importorskip("e3nn_jax")
+    from conftest import data_path
+
+    from pftlite.potentials.files import load_potential
+
+    data_path("nequix/mp-1")
+    pot = load_potential("nequix-mp-1")
+    assert pot.on("jax").pads
     cells = [bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(r) for r in ((1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2))]
     rng = np.random.default_rng(0)
     structs = []
@@ -82,7 +91,7 @@ def test_every_upstream_batch_of_a_run_gets_a_planned_shape():
         structs.append(c)
     cfg = TuneConfig(epochs=3, upstream_batch=2, upstream_shapes=3)
     train, val = structs[:9], structs[9:]
-    shapes = upstream_shapes(cfg, pot, train, val)
+    shapes = upstream_shapes(cfg, pot, "jax", train, val)
     assert 1 <= len(shapes) <= 3
     for epoch in range(1, 4):
         for idx in upstream_batches(cfg, len(train), epoch):
@@ -90,4 +99,7 @@ def test_every_upstream_batch_of_a_run_gets_a_planned_shape():
             assert b.pad_to is not None and b.pad_to[0] > b.n_atoms and b.pad_to[1] >= b.n_edges
     for a in val:
         assert with_shape(make_batch([a], pot), shapes).pad_to is not None
-    assert upstream_shapes(dataclasses.replace(cfg, upstream_shapes=0), pot, train, val) is None
+    assert upstream_shapes(dataclasses.replace(cfg, upstream_shapes=0), pot, "jax", train, val) is None
+    spec = PairSpec(species=(11, 17), r_cut=5.0)
+    pair = Potential(spec, init_params(spec))
+    assert not pair.on("jax").pads and upstream_shapes(cfg, pair, "jax", train, val) is None

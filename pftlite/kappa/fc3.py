@@ -379,23 +379,25 @@ def _constrained_fc2(ph3, second_atoms, a1, forces1, reduced_site_sym) -> np.nda
     return fc2
 
 
-def _fc3_of_first_atom(ph3, a1, disps_first, delta_fc2s) -> np.ndarray:
-    """fc3[a1] (N, N, 3, 3, 3) from the fc2 changes over the first displacements of ``a1``,
-    using its site symmetry: rows (S u) against (S dfc2[S^-1 i, S^-1 j] S^T), pseudo-inverse."""
+def _site_permutations(ph3, a1, rotations) -> tuple[np.ndarray, np.ndarray]:
+    """Atom permutations (s, N) and Cartesian rotations (s, 3, 3) of fractional ``rotations``
+    about supercell atom ``a1``: maps[s, i] is the atom with R_s pos[maps[s, i]] = pos[i]."""
     from phonopy.harmonic.force_constants import compute_permutation_for_rotation
 
     sc = ph3.supercell
     symprec = _symprec(ph3)
     lattice = sc.cell.T
     pos = sc.scaled_positions - sc.scaled_positions[a1]
+    maps = np.array([compute_permutation_for_rotation(pos @ r.T, pos, lattice, symprec, sc.permutation_types)
+                     for r in rotations])  # fmt: skip
+    return maps, _cart(lattice, rotations)
+
+
+def _fc3_of_first_atom(ph3, a1, disps_first, delta_fc2s) -> np.ndarray:
+    """fc3[a1] (N, N, 3, 3, 3) from the fc2 changes over the first displacements of ``a1``,
+    using its site symmetry: rows (S u) against (S dfc2[S^-1 i, S^-1 j] S^T), pseudo-inverse."""
     site_sym = ph3.symmetry.get_site_symmetry(a1)
-    S = _cart(lattice, site_sym)  # (s, 3, 3)
-    maps = np.array(
-        [
-            compute_permutation_for_rotation(pos @ r.T, pos, lattice, symprec, sc.permutation_types)
-            for r in site_sym
-        ]
-    )  # rot_map[s, i]: R_s pos[rot_map[i]] = pos[i]
+    maps, S = _site_permutations(ph3, a1, site_sym)
     U = np.einsum("sab,db->dsa", S, np.asarray(disps_first, float)).reshape(-1, 3)
     inv_U = np.linalg.pinv(U)  # (3, d*s)
     rows = np.stack([
@@ -546,19 +548,12 @@ def _column_plan(ph3, a1, direction):
     only one atom per orbit needs its three columns. Returns (representative atoms (r,),
     rep_of (N,) the representative's index in that list, op (N,) the operation with
     m_op(k) = rep, maps (s, N), S (s, 3, 3) Cartesian)."""
-    from phonopy.harmonic.force_constants import compute_permutation_for_rotation
-
-    sc = ph3.supercell
-    symprec = _symprec(ph3)
-    lattice = sc.cell.T
-    pos = sc.scaled_positions - sc.scaled_positions[a1]
-    red = _reduced_site_symmetry(ph3.symmetry.get_site_symmetry(a1), np.asarray(direction, float), symprec)
-    maps = np.array([compute_permutation_for_rotation(pos @ r.T, pos, lattice, symprec, sc.permutation_types)
-                     for r in red])  # fmt: skip
+    red = _reduced_site_symmetry(ph3.symmetry.get_site_symmetry(a1), np.asarray(direction, float), _symprec(ph3))
+    maps, S = _site_permutations(ph3, a1, red)
     rep = maps.min(axis=0)  # the lowest-numbered atom of each orbit
     reps = np.unique(rep)
-    op = np.array([int(np.flatnonzero(maps[:, k] == rep[k])[0]) for k in range(len(pos))])
-    return reps, np.searchsorted(reps, rep), op, maps, _cart(lattice, red)
+    op = np.array([int(np.flatnonzero(maps[:, k] == rep[k])[0]) for k in range(maps.shape[1])])
+    return reps, np.searchsorted(reps, rep), op, maps, S
 
 
 def _dH_rows(ev, batch, u, method, h, plan=None, chunk=None) -> tuple[np.ndarray, int]:

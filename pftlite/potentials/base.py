@@ -22,8 +22,9 @@ exports the same five functions, with the same units (eV, Å; float64 unless sai
                                                                keys, per-term values)
 =============================================================  ===================================
 
-and ``NAME`` (its backend name) and ``EXACT_HVP_DERIVATIVE`` (True when ``hvp_derivative`` is
-exact rather than a finite difference of HVPs). Callers never use a backend module directly:
+and ``NAME`` (its backend name), ``EXACT_HVP_DERIVATIVE`` (True when ``hvp_derivative`` is
+exact rather than a finite difference of HVPs) and, for a backend that pads batches to shared
+compiled shapes, ``PAD`` (its minimum padded (atoms, edges); ``Batch.pad_to`` then applies). Callers never use a backend module directly:
 :meth:`Potential.on` binds a potential to a backend and returns an :class:`Evaluator`, the one
 object trainer, phonons, kappa, relaxation and the ASE calculator compute with.
 """
@@ -260,6 +261,11 @@ class Evaluator:
     @property
     def exact_hvp_derivative(self) -> bool:
         return bool(getattr(self.module, "EXACT_HVP_DERIVATIVE", False))
+
+    @property
+    def pads(self) -> bool:
+        """Whether the backend pads batches to compiled shapes (and honours ``Batch.pad_to``)."""
+        return getattr(self.module, "PAD", None) is not None
 
     def _p(self, params):
         return self.potential.params if params is None else params

@@ -31,7 +31,7 @@ from pftlite.core.atomic import atomic_path
 from pftlite.phonons.symmetry import Orbits, hessian_from_irreducible, orbits
 from pftlite.potentials.loss import LossSpec, Targets
 from pftlite.structures.batch import make_batch
-from pftlite.structures.padding import batch_need, plan_shapes, with_shape
+from pftlite.structures.padding import plan_shapes, with_shape
 from pftlite.training.metrics import errors
 from pftlite.training.optim import AdamWConfig, adamw_init, adamw_step, ema_update
 from pftlite.training.samplers import sample_columns
@@ -234,20 +234,19 @@ def upstream_batches(cfg: TuneConfig, n: int, epoch: int) -> list:
     return [order[s : s + cfg.upstream_batch] for s in range(0, len(order), cfg.upstream_batch)]
 
 
-def upstream_shapes(cfg: TuneConfig, potential, up_train: list, up_val: list) -> np.ndarray | None:
+def upstream_shapes(cfg: TuneConfig, potential, backend: str, up_train: list, up_val: list) -> np.ndarray | None:
     """The padded shapes (K, 2) planned for every upstream batch of every epoch and every
     validation structure (:func:`pftlite.structures.padding.plan_shapes`); None when
-    ``cfg.upstream_shapes`` is 0 or there is no upstream data."""
-    if not cfg.upstream_shapes or not (up_train or up_val):
+    ``cfg.upstream_shapes`` is 0, the backend does not pad, or there is no upstream data."""
+    if not cfg.upstream_shapes or not (up_train or up_val) or not potential.on(backend).pads:
         return None
-    need = np.array([batch_need(make_batch([a], potential)) for a in up_train + up_val], dtype=np.int64)
-    need[:, 0] -= 1  # atoms; the padding atom is added once per batch
-    train, val = need[: len(up_train)], need[len(up_train) :]
-    rows = [val + [1, 0]]
+    size = np.array([(len(a), make_batch([a], potential).n_edges) for a in up_train + up_val], dtype=np.int64)
+    train, val = size[: len(up_train)], size[len(up_train) :]
+    rows = [val]
     if cfg.k_upstream and len(train):
         for epoch in range(1, cfg.epochs + 1):
-            rows += [train[idx].sum(axis=0, keepdims=True) + [1, 0] for idx in upstream_batches(cfg, len(train), epoch)]
-    return plan_shapes(np.concatenate(rows), cfg.upstream_shapes)
+            rows += [train[idx].sum(axis=0, keepdims=True) for idx in upstream_batches(cfg, len(train), epoch)]
+    return plan_shapes(np.concatenate(rows) + [1, 0], cfg.upstream_shapes)  # + the padding atom (batch_need)
 
 
 # --- the loop -----------------------------------------------------------------------------
@@ -284,7 +283,7 @@ def tune(potential, backend: str, items: list[PhononItem], upstream: list, cfg: 
     if not items and not (cfg.k_upstream and up_train):
         raise ValueError("tune: without phonon items, training needs upstream data and k_upstream >= 1")
     key = config_key(cfg, potential, items, len(upstream), data_key)
-    shapes = upstream_shapes(cfg, potential, up_train, up_val)
+    shapes = upstream_shapes(cfg, potential, backend, up_train, up_val)
     ckpt = Path(run_dir) / "checkpoint.npz" if run_dir is not None else None
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
