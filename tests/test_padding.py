@@ -31,7 +31,7 @@ def _brute(needs, k, atom_cost=16.0):
         for cuts in itertools.combinations(range(1, len(vals)), m - 1):
             bounds = [0, *cuts, len(vals)]
             total = 0.0
-            for i, j in zip(bounds, bounds[1:]):
+            for i, j in itertools.pairwise(bounds):
                 members = (e >= vals[i]) & (e <= vals[j - 1])
                 total += members.sum() * (vals[j - 1] + atom_cost * a[members].max())
             best = min(best, total)
