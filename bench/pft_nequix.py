@@ -19,7 +19,8 @@ run again (a stage killed half-way starts again, or resumes where its command do
 5. ``tune-wide`` and its evaluations: K = 4 with the distillation over :func:`wide_seeds`
    only (``--no-distill-phonons``): small rattles of the phonon supercells labelled by the base
    model carry the base model's Hessian (F = -H u + O(u^2)), the very quantity the phonon data
-   corrects, so K = 4 on them pulls against the phonon term.
+   corrects, so K = 4 on them pulls against the phonon term. ``tune-wide2``: the same with the
+   mlearn Cu and Ni training structures as seeds instead of perfect fcc cells.
 6. ``report``: markdown tables (``report.md``) and every number (``report.json``).
 
 Wall and CPU time (this process and its children) of each stage that ran to its end go to
@@ -79,13 +80,16 @@ def pftlite(*args, log: Path) -> None:
 def models(out: Path) -> dict:
     return {"base": "nequix-mp-1", "tuned-k0": out / "tune-k0" / "tuned.nqx",
             "tuned-k4": out / "tune-k4" / "tuned.nqx", "published-pft": "nequix-mp-1-pft",
-            "tuned-wide": out / "tune-wide" / "tuned.nqx"}  # fmt: skip
+            "tuned-wide": out / "tune-wide" / "tuned.nqx",
+            "tuned-wide2": out / "tune-wide2" / "tuned.nqx"}  # fmt: skip
 
 
-def wide_seeds(out: Path, per_element: int = 8) -> Path:
+def wide_seeds(out: Path, per_element: int = 8, mlearn_cu_ni: bool = False) -> Path:
     """Seed structures of the ``tune-wide`` distillation:
     ``per_element`` evenly spaced structures of each mlearn training set (Si, Ge, Li, Mo) and fcc
-    Cu and Ni cells (their training sets are not registered datasets). Structures only: no DFT
+    Cu and Ni 32-atom cells; ``mlearn_cu_ni`` (``tune-wide2``): of the mlearn Cu and Ni training
+    sets too (``mlearn/Cu_training-xyz``, 107-108-atom distorted and defective cells, the kind the
+    forgetting check tests) instead of the perfect fcc cells. Structures only: no DFT
     label is used. Neither the phonon supercells (their Hessian is what is being corrected) nor
     the held-out references (distilling the base model there would pin the evaluated materials to
     it) are seeds."""
@@ -95,22 +99,26 @@ def wide_seeds(out: Path, per_element: int = 8) -> Path:
 
     from pftlite.potentials import load_potential
 
-    path = out / "wide-seeds.extxyz"
+    path = out / ("wide2-seeds.extxyz" if mlearn_cu_ni else "wide-seeds.extxyz")
     if not path.exists():
         from pftlite.cli.common import read_all
 
         pot = load_potential("nequix-mp-1")
         cells = []
-        for el in ("Si", "Ge", "Li", "Mo"):
-            structs = read_all([f"mlearn/{el}_training"], pot)[0]
+        sets = [f"mlearn/{el}_training" for el in ("Si", "Ge", "Li", "Mo")]
+        if mlearn_cu_ni:
+            sets += ["mlearn/Cu_training-xyz", "mlearn/Ni_training-xyz"]
+        for name in sets:
+            structs = read_all([name], pot)[0]
             cells += [
                 structs[i]
                 for i in np.linspace(0, len(structs) - 1, per_element).round().astype(int)
             ]
-        cells += [
-            bulk("Cu", "fcc", a=3.63, cubic=True).repeat(2),
-            bulk("Ni", "fcc", a=3.52, cubic=True).repeat(2),
-        ]
+        if not mlearn_cu_ni:
+            cells += [
+                bulk("Cu", "fcc", a=3.63, cubic=True).repeat(2),
+                bulk("Ni", "fcc", a=3.52, cubic=True).repeat(2),
+            ]
         cells = [
             Atoms(a.numbers, positions=a.positions, cell=a.cell[:], pbc=True) for a in cells
         ]  # no labels
@@ -119,11 +127,12 @@ def wide_seeds(out: Path, per_element: int = 8) -> Path:
     return path
 
 
-def stage_tune(out: Path, k: int, args, wide: bool = False) -> bool:
-    """K = k co-training on self-distillation of the phonon supercells; ``wide``: of
-    :func:`wide_seeds` instead (mlearn Si/Ge/Li/Mo training structures, fcc Cu/Ni), 4x the
-    copies — co-training data covering the elements the forgetting check tests."""
-    name = "tune-wide" if wide else f"tune-k{k}"
+def stage_tune(out: Path, k: int, args, wide: str = "") -> bool:
+    """K = k co-training on self-distillation of the phonon supercells; ``wide`` ("wide" or
+    "wide2"): of :func:`wide_seeds` instead (mlearn Si/Ge/Li/Mo training structures, fcc or
+    mlearn Cu/Ni), 4x the copies — co-training data covering the elements the forgetting check
+    tests."""
+    name = f"tune-{wide}" if wide else f"tune-k{k}"
     run = out / name
     if (run / "tuned.nqx").exists() and (run / "log.json").exists():
         return False
@@ -133,7 +142,8 @@ def stage_tune(out: Path, k: int, args, wide: bool = False) -> bool:
         else ["--k-upstream", 0]
     )
     if wide:
-        extra += ["--distill-from", wide_seeds(out), "--no-distill-phonons"]
+        seeds = wide_seeds(out, mlearn_cu_ni=wide == "wide2")
+        extra += ["--distill-from", seeds, "--no-distill-phonons"]
     phon = [x for r in TRAIN for x in ("--phonons", r)]
     pftlite("tune", "nequix-mp-1", "--config", RECIPE, *phon, *extra, "--epochs", args.epochs,
             "--steps-per-epoch", args.steps // args.epochs, "--ema-decay", args.ema, "--lr", args.lr,
@@ -373,7 +383,7 @@ def main(argv=None) -> None:
         "--kappa-models",
         nargs="*",
         default=["base", "tuned-k4", "published-pft"],
-        choices=["base", "tuned-k0", "tuned-k4", "published-pft", "tuned-wide"],
+        choices=["base", "tuned-k0", "tuned-k4", "published-pft", "tuned-wide", "tuned-wide2"],
     )
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -381,8 +391,10 @@ def main(argv=None) -> None:
     ms = models(out)
     order = ["tune-k4", "phonons-base", "phonons-tuned-k4", "forget-base", "forget-tuned-k4",  # the main result first
              "tune-k0", "phonons-tuned-k0", "forget-tuned-k0", "phonons-published-pft", "forget-published-pft",
-             *[f"fixed-{m}" for m in ms if m != "tuned-wide"], *[f"kappa-{m}" for m in args.kappa_models],
-             "tune-wide", "phonons-tuned-wide", "forget-tuned-wide", "fixed-tuned-wide", "report"]  # fmt: skip
+             *[f"fixed-{m}" for m in ms if not m.startswith("tuned-wide")],
+             "tune-wide", "phonons-tuned-wide", "forget-tuned-wide", "fixed-tuned-wide",
+             "tune-wide2", "phonons-tuned-wide2", "forget-tuned-wide2", "fixed-tuned-wide2",
+             *[f"kappa-{m}" for m in args.kappa_models], "report"]  # fmt: skip
     todo = args.stages or order
     unknown = set(todo) - set(order)
     if unknown:
@@ -402,9 +414,8 @@ def main(argv=None) -> None:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         print(f"== {stage}", flush=True)
         if kind == "tune":
-            ran = stage_tune(
-                out, 4 if label == "wide" else int(label[1:]), args, wide=label == "wide"
-            )
+            wide = label if label.startswith("wide") else ""
+            ran = stage_tune(out, 4 if wide else int(label[1:]), args, wide=wide)
         elif kind == "phonons":
             ran = stage_phonons(out, label, ms[label])
         elif kind == "fixed":
