@@ -133,8 +133,6 @@ _PHONOPY_EXAMPLES = {
     "TiO2-anatase/POSCAR-unitcell": "b03849fa1344435df7f56ed7599dd07aa1f8bc122a5b63b2611ae66ccc3c5c32",
 }
 
-_FETCHED_ONLY = {k for k in _PHONOPY_EXAMPLES if k.startswith("TiO2-anatase/")}
-
 _PHONO3PY_FILES = {
     # path under phono3py-examples/: (path in the phono3py repo, sha256)
     "Si-PBEsol/phono3py_disp.yaml": (
@@ -309,7 +307,10 @@ DATASETS: dict[str, DatasetEntry] = {
     # POSCAR-unitcell come from the same example folders (sdist) and are checksum-verified anyway.
     **{
         f"phonopy/{key}": DatasetEntry(
-            f"{_P2}/{key}", _gh(*_PHONOPY, f"example/{key}"), sha, staged=key not in _FETCHED_ONLY
+            f"{_P2}/{key}",
+            _gh(*_PHONOPY, f"example/{key}"),
+            sha,
+            staged=not key.startswith("TiO2-anatase/"),
         )
         for key, sha in _PHONOPY_EXAMPLES.items()
     },
