@@ -421,8 +421,7 @@ def main(argv=None) -> None:
         "--kappa-models",
         nargs="*",
         default=["base", "tuned-k4", "published-pft"],
-        choices=["base", "tuned-k0", "tuned-k4", "published-pft", "tuned-wide", "tuned-wide2",
-                 "tuned-more"],
+        choices=list(models(Path())),
     )
     args = ap.parse_args(argv)
     out = Path(args.out)
