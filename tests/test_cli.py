@@ -247,6 +247,7 @@ def test_epoch_bar_advances_every_step_and_resumes(monkeypatch):
             seen.append((n, text))
 
     monkeypatch.setattr(click, "progressbar", Recorder)
+    monkeypatch.setattr(common, "_stderr_is_tty", lambda: True)
     with common.epoch_bar("tuning", 3, lambda row: f"hessian {row['hessian']:.2f}") as progress:
         for epoch in (2, 3):
             for step in range(4):
@@ -255,3 +256,31 @@ def test_epoch_bar_advances_every_step_and_resumes(monkeypatch):
     steps = [n for n, _ in seen[1:-1]]
     assert steps == [5, 1, 1, 1, 1, 1, 1, 1] and sum(steps) == 12
     assert seen[-2][1] == "epoch 3 step 4/4 hessian 3.50"
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    """In a log file or a pipe (click draws nothing there until the end) a bar is one line at
+    the first update, at the last, and at most every 30 s between; the remaining time comes
+    from the updates after the first, which may hold compilation or resumed steps."""
+    from pftlite.cli import common
+
+    now = [100.0]
+    monkeypatch.setattr(common, "_stderr_is_tty", lambda: False)
+    bar = common.progress_line_or_bar(10, "tuning")
+    assert isinstance(bar, common.LineProgress)
+    bar.clock, bar.t0 = (lambda: now[0]), now[0]
+    with bar:
+        now[0] += 50  # first update: compile + resumed steps
+        bar.update(3, "epoch 1 step 3/5")
+        for k in range(6):
+            now[0] += 10
+            bar.update(1, f"step {k}")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "tuning: 3/10 epoch 1 step 3/5 (50 s)"
+    # 30 s after the first line, 3 steps in 30 s: 4 steps left -> ~40 s
+    assert lines[1] == "tuning: 6/10 step 2 (80 s, ~40 s left)"
+    assert lines[2:] == ["tuning: 9/10 step 5 (110 s, ~10 s left)"]
+    with common.progress_line_or_bar(2, "phonons") as b2:
+        b2.update(1)
+        b2.update(1, "done")  # the last update always prints, without an estimate
+    assert capsys.readouterr().err.splitlines()[-1].startswith("phonons: 2/2 done (")

@@ -205,6 +205,52 @@ def write_log_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+class LineProgress:
+    """The part of ``click.progressbar``'s interface the bars here use, for a stderr that is not a
+    terminal (a log file, a pipe), where click draws nothing until the end. Writes one plain line
+    ``label: done/length text (elapsed s, ~remaining s left)`` at the first update, at the last,
+    and otherwise at most every ``every`` seconds. The remaining time is extrapolated from the
+    updates after the first (which may hold compilation, or steps of a run being resumed)."""
+
+    def __init__(self, length: int, label: str, every: float = 30.0, clock=None, **_):
+        import time
+
+        self.length, self.label, self.every = length, label, every
+        self.clock = clock or time.monotonic
+        self.done, self.t0, self.last, self.first = 0, self.clock(), None, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int, text: str | None = None) -> None:
+        self.done += n
+        now = self.clock()
+        if self.first is None:
+            self.first = (now, self.done)
+        if self.last is not None and self.done < self.length and now - self.last < self.every:
+            return
+        self.last = now
+        (t1, d1), eta = self.first, ""
+        if d1 < self.done < self.length:
+            eta = f", ~{(now - t1) / (self.done - d1) * (self.length - self.done):.0f} s left"
+        words = " ".join(w for w in (f"{self.label}: {self.done}/{self.length}", text) if w)
+        click.echo(f"{words} ({now - self.t0:.0f} s{eta})", err=True)
+
+
+def progress_line_or_bar(length: int, label: str, **kw):
+    """A click progress bar on a terminal, :class:`LineProgress` lines elsewhere."""
+    if _stderr_is_tty():
+        return click.progressbar(length=length, label=label, file=sys.stderr, **kw)
+    return LineProgress(length, label)
+
+
 @contextlib.contextmanager
 def epoch_bar(label: str, n_epochs: int, describe):
     """A stderr progress bar over all steps of all epochs, advanced after every step (a resumed
@@ -215,8 +261,7 @@ def epoch_bar(label: str, n_epochs: int, describe):
 
     def progress(epoch, step, n_steps, row):
         if state["bar"] is None:
-            state["bar"] = click.progressbar(length=n_epochs * n_steps, label=label, file=sys.stderr,
-                                             item_show_func=lambda s: s or "")  # fmt: skip
+            state["bar"] = progress_line_or_bar(n_epochs * n_steps, label, item_show_func=lambda s: s or "")
             state["bar"].__enter__()
         done = (epoch - 1) * n_steps + step + 1
         state["bar"].update(done - state["done"], f"epoch {epoch} step {step + 1}/{n_steps} {describe(row)}")
@@ -235,7 +280,7 @@ def progress_bar(label: str):
 
     def progress(done, total):
         if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            state["bar"] = progress_line_or_bar(total, label)
             state["bar"].__enter__()
             state["last"] = 0
         state["bar"].update(done - state["last"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pftlite.cli.common import (
     epoch_bar,
     load_model_arg,
     prepare_run_dir,
+    progress_line_or_bar,
     read_labelled,
     resolve_structure_file,
     resume_hint,
@@ -136,7 +136,7 @@ def fit(model, data, test_data, output, energy_weight, forces_weight, stress_wei
     w = FitWeights(energy=energy_weight, forces=forces_weight, stress=stress_weight, ridge=ridge)
     t0 = time.perf_counter()
     if not gradient or start == "ls":
-        with click.progressbar(length=len(fitted), label="least squares", file=sys.stderr) as bar:
+        with progress_line_or_bar(len(fitted), "least squares") as bar:
             norm = perturbed_copies(train, norm_rattle, norm_strain, seed=split_seed) if norm_rattle or norm_strain else None
             pot = pot.with_params(fam.least_squares(pot.spec, fitted, w, progress=lambda i, n: bar.update(1),
                                                     normalise_on=norm, seed=seed))  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from pftlite.cli.common import (
     load_model_arg,
     load_references,
     parse_floats,
+    progress_line_or_bar,
     user_errors,
 )
 from pftlite.core.atomic import check_output
@@ -135,8 +135,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
     out_dir = check_output(out_dir or f"phonons-{model_path.stem}", "--output", folder=True)
     click.echo(f"{len(refs)} material(s), model {model_path.name}, backend {backend}, "
                f"fc {fc_method}, relax {'on' if relax else 'off'} -> {out_dir}/", err=True)  # fmt: skip
-    with click.progressbar(length=len(refs), label="phonons", file=sys.stderr,
-                           item_show_func=lambda s: s or "") as bar:  # fmt: skip
+    with progress_line_or_bar(len(refs), "phonons", item_show_func=lambda s: s or "") as bar:
 
         def progress(result, skipped):
             if skipped:
