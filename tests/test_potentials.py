@@ -309,3 +309,23 @@ def test_compiled_code_stays_under_the_mapping_limit(monkeypatch, capsys):
     assert again["energy"][0] == before["energy"][0] and np.array_equal(again["forces"], before["forces"])
     for k, out in ((2, two), (3, three)):
         assert abs(out["energy"][0] - k * before["energy"][0]) < 1e-9 * abs(before["energy"][0])
+
+
+def test_repeated_executable_drops_are_reported_once_with_the_remedy(monkeypatch, capsys):
+    """A run whose functions need more code mappings than the limit drops and reloads them in a
+    cycle: the first drop and the third are reported (the third with the remedy), the others
+    are only counted (``executable_drops``, which tune writes to log.json)."""
+    import jax
+
+    from pftlite.core import memory
+
+    monkeypatch.setattr(memory, "map_count", lambda: 900)
+    monkeypatch.setattr(memory, "max_map_count", lambda: 1000)
+    monkeypatch.setattr(jax, "clear_caches", lambda: None)
+    monkeypatch.setitem(memory._cleared, "n", 0)
+    assert not memory.ensure_map_headroom(0.95)  # under the fraction: nothing happens
+    assert [memory.ensure_map_headroom() for _ in range(5)] == [True] * 5
+    assert memory.executable_drops() == 5
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "dropped JAX's in-memory executables" in err[0]
+    assert "dropped 3 times" in err[1] and "sysctl -w vm.max_map_count=" in err[1]

@@ -23,6 +23,7 @@ from pftlite.cli.common import (
 )
 from pftlite.core.atomic import check_output
 from pftlite.core.errors import InputError
+from pftlite.core.memory import executable_drops
 from pftlite.potentials.files import resolve_model
 
 TUNE_DEFAULTS = {"phonons": ("mdr/mp-149",), "upstream": ("mlearn/Si_training",), "test": ("mlearn/Si_test",)}
@@ -332,7 +333,8 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
               "best_epoch": state["best_epoch"],
               "best_phonon_loss": state["best_loss"], "val_log": state["val_log"], "seconds": dt,
               "base_model": {"path": str(model_path), "sha256": file_sha256(model_path)}, "backend": backend,
-              "distill": distill, "upstream_shapes": state.get("upstream_shapes")}  # fmt: skip
+              "distill": distill, "upstream_shapes": state.get("upstream_shapes"),
+              "executable_drops": executable_drops()}  # fmt: skip
     if test:
         from pftlite.training.distill import energy_drift
 

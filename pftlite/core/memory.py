@@ -61,6 +61,7 @@ def retain_freed_memory() -> dict:
 # before that point; the next calls reload them from the persistent compilation cache.
 
 MAP_FRACTION = 0.75
+REPEATED_DROPS = 3  # drops after which a run is told it is reloading in a cycle
 _cleared = {"n": 0}
 
 
@@ -99,4 +100,14 @@ def ensure_map_headroom(fraction: float = MAP_FRACTION) -> bool:
     if _cleared["n"] == 1:
         print(f"pftlite: {n} memory mappings of compiled code (limit vm.max_map_count = {limit}): "
               "dropped JAX's in-memory executables; they reload from the compilation cache", file=sys.stderr)  # fmt: skip
+    elif _cleared["n"] == REPEATED_DROPS:
+        print(f"pftlite: JAX's executables dropped {REPEATED_DROPS} times: the functions this run cycles through "
+              f"need more code mappings than vm.max_map_count = {limit} allows, and each reload from the cache "
+              "costs seconds; raise the limit (as root: sysctl -w vm.max_map_count=262144) or plan fewer "
+              "padded shapes (tune --upstream-shapes)", file=sys.stderr)  # fmt: skip
     return True
+
+
+def executable_drops() -> int:
+    """How many times :func:`ensure_map_headroom` has dropped JAX's executables in this process."""
+    return _cleared["n"]
