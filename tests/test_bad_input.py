@@ -149,6 +149,8 @@ ROWS = [
     ("tune-config-missing", None, ["tune", "--config", "nothere.toml"], "nothere.toml"),
     ("tune-output-under-a-file", _file("blocker"), ["tune", "-o", "blocker/run"], "not a folder"),
     ("tune-hessian-loss", None, ["tune", "--hessian-loss", "huber"], "--hessian-loss"),
+    ("tune-phonon-pressure-unknown-name", None, ["tune", "si-mlearn", "--phonons", "mdr/mp-149", "--phonon-pressure", "Si=40"], "'Si' is none of the --phonons references"),
+    ("tune-phonon-pressure-not-a-number", None, ["tune", "si-mlearn", "--phonons", "mdr/mp-149", "--phonon-pressure", "mp-149=high"], "expected NAME=GPA"),
     ("tune-k-without-upstream", None, ["tune", "si-mlearn", "--phonons", "mdr/mp-149", "--upstream", "nothere.xyz"], "nothere.xyz"),
     # --- fit ----------------------------------------------------------------------------------
     ("fit-builtin-without-output", None, ["fit", "si-mlearn", SI_TEST], "built-in model"),

@@ -267,3 +267,26 @@ def test_published_recipe_config():
         assert (h["extra_energy_weight"], h["extra_force_weight"], h["extra_stress_weight"]) == (500.0, 200.0, 50.0)
         assert (h["learning_rate"], h["weight_decay"], h["grad_clip_norm"], h["ema_decay"]) == (3e-4, 1e-3, 100.0, 0.999)
         assert h["loss_type"] == "mae" and h["extra_train_steps"] == s["k_upstream"]
+
+
+def test_a_reference_relaxed_under_pressure_has_that_stress_label():
+    """Stishovite (phonopy/SiO2-HP) was relaxed at VASP PSTRESS = 400 kB: its equilibrium stress
+    label is -40 GPa I (ASE sign, eV/Å³), the others' 0; --phonon-pressure sets it on a file."""
+    from types import SimpleNamespace
+
+    from ase.units import GPa
+
+    from pftlite.cli.tune import _with_pressures
+    from pftlite.datasets.phonopy_refs import load_reference
+    from pftlite.structures.batch import make_batch
+    from pftlite.training.tune import phonon_items, phonon_targets
+
+    refs = [load_reference("phonopy/SiO2-HP"), load_reference("phonopy/ZnO")]
+    assert [r.pressure_GPa for r in refs] == [40.0, 0.0]
+    items = phonon_items(_with_pressures(refs, ["ZnO=2.5"]))
+    batch = make_batch([it.atoms for it in items], SimpleNamespace(species=(8, 14, 30), r_cut=2.0))
+    t = phonon_targets(items, batch, [0, 0])
+    np.testing.assert_allclose(t.stress[0], -40 * GPa * np.eye(3), rtol=1e-15)
+    assert abs(t.stress[0][0, 0] + 0.2496604) < 1e-6  # 40 GPa = 40 / 160.2177 eV/Å³
+    np.testing.assert_allclose(t.stress[1], -2.5 * GPa * np.eye(3), rtol=1e-15)
+    assert np.all(t.forces == 0)

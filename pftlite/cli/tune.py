@@ -164,6 +164,28 @@ def _tune_table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def _with_pressures(refs, given):
+    """``--phonon-pressure NAME=GPA`` values set on the references named (checked: every NAME
+    names one of them, GPA is a finite number)."""
+    import dataclasses
+    import math
+
+    out = {r.name: r for r in refs}
+    for text in given:
+        name, sep, value = text.partition("=")
+        try:
+            p = float(value) if sep else math.nan
+        except ValueError:
+            p = math.nan
+        if not math.isfinite(p):
+            raise InputError(f"--phonon-pressure: expected NAME=GPA, got {text!r}")
+        if name not in out:
+            raise InputError(f"--phonon-pressure: {name!r} is none of the --phonons references "
+                             f"({', '.join(out)})")  # fmt: skip
+        out[name] = dataclasses.replace(out[name], pressure_GPa=p)
+    return [out[r.name] for r in refs]
+
+
 @click.command(cls=OneLineCommand)
 @click.argument("model", required=False, default="si-mlearn")
 @click.option("--phonons", "phonon_refs", multiple=True,
@@ -215,13 +237,16 @@ def _tune_table(rows: dict) -> str:
 @click.option("--upstream-shapes", type=int, help="Padding backends (Nequix on JAX): at most this many padded "
               "(atoms, edges) shapes, one compile each, planned for all upstream batches with the least padding; "
               "0 = a size bucket per batch [4].")  # fmt: skip
+@click.option("--phonon-pressure", "phonon_pressure", multiple=True, metavar="NAME=GPA",
+              help="A --phonons reference whose DFT cell was relaxed under this pressure (GPa): its stress label is "
+                   "-p I, not 0; repeatable. Registered datasets carry theirs (phonopy/SiO2-HP: 40).")  # fmt: skip
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in the run folder.")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
               help="Before/after phonon benchmark (MDR protocol) and upstream test errors.")  # fmt: skip
 @BACKEND_OPTION
 @user_errors
 def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_file, restart, evaluate, backend,
-         **flags):  # fmt: skip
+         phonon_pressure=(), **flags):  # fmt: skip
     """Phonon fine-tuning of MODEL: one sampled DFT Hessian column per phonon structure per step
     (one HVP), co-trained on upstream energies/forces/stresses. Resumes from the run folder's
     checkpoint. With no arguments: the built-in si-mlearn on mdr/mp-149 + mlearn Si."""
@@ -281,7 +306,7 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
     if opt.schedule not in ("constant", "cosine") or not (0.0 <= opt.warmup < 1.0 and 0.0 <= opt.lr_floor <= 1.0):
         raise InputError(f"tune: lr-schedule must be constant or cosine, warmup in [0, 1), lr-floor in [0, 1] "
                          f"(got {opt.schedule}, {opt.warmup}, {opt.lr_floor})")  # fmt: skip
-    refs = load_references(settings["phonons"], pot)
+    refs = _with_pressures(load_references(settings["phonons"], pot), phonon_pressure)
     up = read_labelled(settings["upstream"], pot, "energy", "forces", "stress") if settings.get("upstream") else []
     test = read_labelled(settings["test"], pot, "energy", "forces", "stress") if settings.get("test") else []
     holdout = {"fraction": float(settings.get("holdout", 0.0)), "seed": int(settings.get("split_seed", 0))}
@@ -304,6 +329,9 @@ def tune(model, phonon_refs, upstream, test_data, distill_from, run_dir, config_
     run_dir = check_output(run_dir or f"tune-{model_path.stem}", "--output", folder=True)
     prepare_run_dir(run_dir, restart)
     items = phonon_items(refs)
+    for it in items:
+        if it.pressure_GPa:
+            click.echo(f"{it.name}: DFT cell relaxed under {it.pressure_GPa:g} GPa: stress label -p I", err=True)
     distill = None
     if n_distill:
         from pftlite.training.distill import distillation_set

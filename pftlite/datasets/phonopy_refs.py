@@ -450,6 +450,7 @@ def load_reference(path: str | os.PathLike) -> PhononReference:
     from phonopy.structure.cells import get_primitive, get_supercell
 
     from pftlite.datasets.reference import is_phono3py_source
+    from pftlite.datasets.registry import RELAXED_UNDER_PRESSURE_GPA
 
     if is_phono3py_source(path):  # phono3py data: its fc2 part, read by pftlite.datasets.phono3py_refs
         from pftlite.datasets.phono3py_refs import load_fc3_reference, phonon_reference
@@ -564,4 +565,5 @@ def load_reference(path: str | os.PathLike) -> PhononReference:
         force_constants=fc,
         nac_params=nac,
         stored=_stored(data, where),
+        pressure_GPa=RELAXED_UNDER_PRESSURE_GPA.get(str(path).rstrip("/"), 0.0),
     )

@@ -49,6 +49,9 @@ class PhononReference:
         ``'entropy'``, ``'heat_capacity'`` (J/K/mol) as lists of float (per mole of primitive
         cells); ``'phonon_freq'`` ndarray (n_q, n_band), THz; ``'energy'`` (eV, may be nan);
         ``'volume'`` (Å³); ``'nsites'`` int.
+    pressure_GPa : float
+        External pressure the DFT cell was relaxed under, GPa (its equilibrium stress is
+        −p·I); 0 unless known (a registry dataset, :data:`pftlite.datasets.registry.RELAXED_UNDER_PRESSURE_GPA`).
     """
 
     name: str
@@ -61,6 +64,7 @@ class PhononReference:
     force_constants: np.ndarray | None
     nac_params: dict | None
     stored: dict
+    pressure_GPa: float = 0.0
 
     @property
     def n_supercell(self) -> int:

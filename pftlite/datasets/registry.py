@@ -30,6 +30,10 @@ from pftlite.core.errors import DataUnavailable, InputError
 
 ENV_VAR = "PFTLITE_DATA"
 
+# Phonon references whose DFT cell was relaxed under an external pressure, GPa (their SOURCE.md):
+# the equilibrium stress there is -p I, not 0. Stishovite: VASP PSTRESS = 400 kB.
+RELAXED_UNDER_PRESSURE_GPA = {"phonopy/SiO2-HP": 40.0}
+
 
 class DatasetEntry(NamedTuple):
     """One registered file.

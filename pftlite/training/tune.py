@@ -14,7 +14,8 @@ checkpoint holds every array of the state in float64, so a killed run resumed fr
 checkpoint ends exactly where an uninterrupted run would.
 
 Phonon labels at the DFT reference geometry: Hessian columns from the DFT force constants
-(eV/Å²), forces 0 (equilibrium), stress 0 (a relaxed DFT structure), energy unused.
+(eV/Å²), forces 0 (equilibrium), stress -p I (a DFT structure relaxed under pressure p, 0 for
+most), energy unused.
 """
 
 from __future__ import annotations
@@ -84,17 +85,19 @@ class TuneConfig:
 @dataclass(frozen=True, eq=False)
 class PhononItem:
     """One phonon training structure: supercell (ase.Atoms, DFT geometry), DFT force
-    constants fc (N, N, 3, 3) eV/Å², its symmetry (:class:`Orbits`), a name."""
+    constants fc (N, N, 3, 3) eV/Å², its symmetry (:class:`Orbits`), a name, and the pressure
+    (GPa) its DFT cell was relaxed under: the stress label is -p I."""
 
     name: str
     atoms: object
     fc: np.ndarray
     orbit: Orbits
+    pressure_GPa: float = 0.0
 
 
 def phonon_items(refs) -> list[PhononItem]:
     """Hessian labels from DFT phonon references (:class:`pftlite.datasets.phonopy_refs.PhononReference`):
-    the symmetrized DFT fc2 in the reference supercell."""
+    the symmetrized DFT fc2 in the reference supercell, and the reference's pressure."""
     from pftlite.phonons.force_constants import (
         make_phonopy,
         reference_force_constants,
@@ -106,7 +109,7 @@ def phonon_items(refs) -> list[PhononItem]:
         ph = make_phonopy(ref.unitcell, ref.supercell_matrix, ref.primitive_matrix)
         fc, _ = reference_force_constants(ph, ref.dataset, ref.force_constants)
         atoms = supercell_atoms(ph)
-        out.append(PhononItem(ref.name, atoms, fc, orbits(atoms)))
+        out.append(PhononItem(ref.name, atoms, fc, orbits(atoms), float(getattr(ref, "pressure_GPa", 0.0))))
     return out
 
 
@@ -131,14 +134,16 @@ def upstream_targets(structures, batch) -> Targets:
 
 def phonon_targets(items: list[PhononItem], batch, columns) -> Targets:
     """Labels of a phonon batch for sampled ``columns`` (B,): the DFT Hessian column, zero
-    forces and stress, no energy."""
+    forces, the equilibrium stress -p I (eV/Å³; p of each item, mostly 0), no energy."""
+    from ase.units import GPa
     B, N = len(items), batch.n_atoms
     h = np.empty((N, 3))
     for b, (it, k) in enumerate(zip(items, columns)):
         j, d = divmod(int(k), 3)
         o = batch.atom_offsets[b]
         h[o : o + len(it.atoms)] = it.fc[:, j, :, d]  # (H e_{j,d})[i, a] = fc[i, j, a, d]
-    return Targets(energy=np.full(B, np.nan), forces=np.zeros((N, 3)), stress=np.zeros((B, 3, 3)),
+    stress = np.stack([-it.pressure_GPa * GPa * np.eye(3) for it in items])
+    return Targets(energy=np.full(B, np.nan), forces=np.zeros((N, 3)), stress=stress,
                    columns=np.asarray(columns, dtype=np.int64), hessian_columns=h)  # fmt: skip
 
 
