@@ -99,9 +99,13 @@ def models(out: Path) -> dict:
             "tuned-more": out / "tune-more" / "tuned.nqx"}  # fmt: skip
 
 
+def train_refs(label: str) -> list[str]:
+    """The training references of model (or tune variant) ``label``."""
+    return TRAIN_MORE if label in ("tuned-more", "more") else TRAIN
+
+
 def train_names(label: str) -> list[str]:
-    """Names of the training references of model ``label``."""
-    return [r.split("/")[-1] for r in (TRAIN_MORE if label == "tuned-more" else TRAIN)]
+    return [r.split("/")[-1] for r in train_refs(label)]
 
 
 def wide_seeds(out: Path, per_element: int = 8, mlearn_cu_ni: bool = False) -> Path:
@@ -164,7 +168,7 @@ def stage_tune(out: Path, k: int, args, wide: str = "") -> bool:
     if wide:
         seeds = wide_seeds(out, mlearn_cu_ni=wide == "wide2")
         extra += ["--distill-from", seeds, "--no-distill-phonons"]
-    phon = [x for r in (TRAIN_MORE if wide == "more" else TRAIN) for x in ("--phonons", r)]
+    phon = [x for r in train_refs(wide) for x in ("--phonons", r)]
     pftlite("tune", "nequix-mp-1", "--config", RECIPE, *phon, *extra, "--epochs", args.epochs,
             "--steps-per-epoch", args.steps // args.epochs, "--ema-decay", args.ema, "--lr", args.lr,
             "--seed", args.seed, "--no-evaluate", "-o", run, log=out / f"{name}.log")  # fmt: skip
@@ -281,8 +285,7 @@ def _phonon_tables(out: Path, labels, prefix: str, title: str, lines: list, data
     lines.append(f"\n## {title}: mean absolute errors per set, change vs the base model\n")
     lines.append("| model | set | n | ω_max | S | F | C_V | mean change vs base |")
     lines.append("|---|---|---|---|---|---|---|---|")
-    sets = {
-        "train": train,
+    held_sets = {
         "held-out": [n for n in held if n not in SAME_AS_TRAIN | FETCHED],
         "held-out + TiO2-anatase": [n for n in held if n not in SAME_AS_TRAIN],
         "held-out + TiO2-anatase + NaCl-222": held,
@@ -290,10 +293,8 @@ def _phonon_tables(out: Path, labels, prefix: str, title: str, lines: list, data
     }
     base_rows = data[prefix].get("base", {})
     for label, rows in data[prefix].items():
-        for sname, names in sets.items():
-            if sname == "train":
-                names = train_names(label)
-            elif set(names) & set(train_names(label)):
+        for sname, names in {"train": train_names(label), **held_sets}.items():
+            if sname != "train" and set(names) & set(train_names(label)):
                 continue  # a set with this model's training materials is not held out for it
             have = [n for n in names if n in rows and n in base_rows]
             if not have:

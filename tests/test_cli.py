@@ -266,10 +266,8 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch, caps
 
     now = [100.0]
     monkeypatch.setattr(common, "_stderr_is_tty", lambda: False)
-    bar = common.progress_line_or_bar(10, "tuning")
-    assert isinstance(bar, common.LineProgress)
-    bar.clock, bar.t0 = (lambda: now[0]), now[0]
-    with bar:
+    assert isinstance(common.progress_line_or_bar(10, "tuning"), common.LineProgress)
+    with common.LineProgress(10, "tuning", clock=lambda: now[0]) as bar:
         now[0] += 50  # first update: compile + resumed steps
         bar.update(3, "epoch 1 step 3/5")
         for k in range(6):

@@ -216,7 +216,7 @@ class LineProgress:
     and otherwise at most every ``every`` seconds. The remaining time is extrapolated from the
     updates after the first (which may hold compilation, or steps of a run being resumed)."""
 
-    def __init__(self, length: int, label: str, every: float = 30.0, clock=None, **_):
+    def __init__(self, length: int, label: str, every: float = 30.0, clock=None):
         import time
 
         self.length, self.label, self.every = length, label, every

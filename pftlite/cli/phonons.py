@@ -136,7 +136,7 @@ def phonons(model, references, out_dir, fc_method, displacement, relax, fmax, ma
     click.echo(f"{len(refs)} material(s), model {model_path.name}, backend {backend}, "
                f"fc {fc_method}, relax {'on' if relax else 'off'} -> {out_dir}/", err=True)  # fmt: skip
     for ref in refs:
-        if relax and getattr(ref, "pressure_GPa", 0.0):
+        if relax and ref.pressure_GPa:
             click.echo(f"{ref.name}: the DFT cell was relaxed under {ref.pressure_GPa:g} GPa; the MDR protocol "
                        "relaxes at zero pressure, so the cell differs (--no-relax compares at the DFT geometry)",
                        err=True)  # fmt: skip

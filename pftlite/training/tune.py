@@ -109,7 +109,7 @@ def phonon_items(refs) -> list[PhononItem]:
         ph = make_phonopy(ref.unitcell, ref.supercell_matrix, ref.primitive_matrix)
         fc, _ = reference_force_constants(ph, ref.dataset, ref.force_constants)
         atoms = supercell_atoms(ph)
-        out.append(PhononItem(ref.name, atoms, fc, orbits(atoms), float(getattr(ref, "pressure_GPa", 0.0))))
+        out.append(PhononItem(ref.name, atoms, fc, orbits(atoms), float(ref.pressure_GPa)))
     return out
 
 
@@ -136,6 +136,7 @@ def phonon_targets(items: list[PhononItem], batch, columns) -> Targets:
     """Labels of a phonon batch for sampled ``columns`` (B,): the DFT Hessian column, zero
     forces, the equilibrium stress -p I (eV/Å³; p of each item, mostly 0), no energy."""
     from ase.units import GPa
+
     B, N = len(items), batch.n_atoms
     h = np.empty((N, 3))
     for b, (it, k) in enumerate(zip(items, columns)):
